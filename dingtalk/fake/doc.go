@@ -1,0 +1,49 @@
+// Package fake is a fake DingTalk legacy host (oapi.dingtalk.com) for tests,
+// demos and the `dingq fake-dingtalk` process. A [*Server] is an
+// [net/http.Handler]: serve it with net/http/httptest in tests, or with an
+// http.Server in a process, and point a dingtalk.Client at it with
+// dingtalk.WithBaseURL. No message ever leaves the process.
+//
+// It answers with DingTalk's real shapes: always HTTP 200 with
+// {"errcode":N,"errmsg":"…"}; topapi paths add "request_id" to every answer
+// and wrap token errors as errcode 88 with a sub_code. It implements:
+//
+//   - GET /gettoken?appkey=K&appsecret=S, and the legacy
+//     ?corpid=C&corpsecret=S form. One token per app: asking again while it
+//     is valid answers the same token and extends it by the lifetime
+//     (7200 s unless [Options] say otherwise). Missing parameter: 40035;
+//     bad appkey/appsecret: 40096; bad corpid/corpsecret: 40089.
+//   - POST /topapi/message/corpconversation/asyncsend_v2?access_token=T.
+//     Missing token: 88 with sub_code "40000"; unknown or expired token: 88
+//     with sub_code "40014". The body is decoded into dingtalk.SendWire
+//     (unknown fields ignored; malformed JSON: 400002) and checked with the
+//     dingtalk package's own Validate: a missing field answers 40035, any
+//     other fault 400002. An agent_id other than the app's [App.AgentID]
+//     answers 40056. An accepted send answers an increasing task_id and is
+//     recorded as a [Sent].
+//   - Any other path under /topapi/, or a topapi path called with the wrong
+//     HTTP method: errcode 22 "Invalid method". Any other unknown path, or
+//     /gettoken with a method other than GET: HTTP 404 with
+//     {"errcode":404,"errmsg":"not found"}.
+//   - Request bodies larger than 1 MiB answer 400002.
+//
+// Every call to those endpoints is recorded as a [Call]; read them with
+// [Server.Calls], [Server.Sent] and [Server.TokenFetches], or over HTTP from
+// the admin endpoints, which are not recorded themselves:
+//
+//	GET  /_fake/calls   every Call, as JSON
+//	GET  /_fake/sent    every accepted send, as JSON
+//	GET  /_fake/stats   {"calls":N,"sent":N,"token_fetches":{"<appkey>":N,...}}
+//	POST /_fake/reset   forget calls, sends and tokens; apps stay
+//
+// Neither the records nor the admin endpoints ever show an app secret or an
+// access token: the token travels in the query, which is not recorded, and
+// any secret or token found in a recorded body is replaced by "***".
+//
+// Each endpoint is one entry of a route table and one handler, run with the
+// server's lock held, so fault injection, token revocation and rate limits
+// can be added per endpoint.
+//
+// This package imports only the standard library and dingq's dingtalk
+// package; it must never import asynq, go-redis or any other dingq package.
+package fake

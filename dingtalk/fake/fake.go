@@ -1,0 +1,224 @@
+package fake
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dingq/dingq/dingtalk"
+)
+
+// DefaultTokenLifetime is the lifetime of a token when Options leave it
+// zero: DingTalk's 7200 seconds.
+const DefaultTokenLifetime = 7200 * time.Second
+
+// FirstTaskID is the task_id of the first accepted send; each later one is
+// one more.
+const FirstTaskID int64 = 256271667526
+
+// MaxBodyBytes bounds a request body; a larger one answers 400002.
+const MaxBodyBytes = 1 << 20
+
+// App is an app the fake knows. Key, else CorpID, is its id in records.
+type App struct {
+	// Key and Secret are the appkey/appsecret form of the credentials.
+	Key, Secret string
+	// CorpID and CorpSecret are the legacy corpid/corpsecret form. Either
+	// form may be set, or both; both forms then get the same token.
+	CorpID, CorpSecret string
+	// AgentID, if non-zero, is the app's agent id: asyncsend_v2 with another
+	// agent_id answers 40056. If zero, any agent_id is taken.
+	AgentID int64
+}
+
+// ID returns the app's id in records: Key, else CorpID.
+func (a App) ID() string {
+	if a.Key != "" {
+		return a.Key
+	}
+	return a.CorpID
+}
+
+// Options configure a Server. A nil *Options means every default.
+type Options struct {
+	// TokenLifetime is how long a token lives after it was last fetched.
+	// If zero (or negative), DefaultTokenLifetime (7200 s, DingTalk's).
+	TokenLifetime time.Duration
+	// Now tells the time. If nil, time.Now; tests inject a clock so expiry
+	// needs no sleeping.
+	Now func() time.Time
+}
+
+func (o *Options) setDefaults() {
+	if o.TokenLifetime <= 0 {
+		o.TokenLifetime = DefaultTokenLifetime
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+// Server is the fake DingTalk host, an http.Handler. It is safe for
+// concurrent use.
+type Server struct {
+	opts   Options
+	routes map[string]route
+
+	mu       sync.Mutex
+	byKey    map[string]*App // by App.Key
+	byCorp   map[string]*App // by App.CorpID
+	tokens   map[string]*token
+	byValue  map[string]*token
+	fetches  map[string]int // gettoken calls by the appkey or corpid they named
+	calls    []Call
+	sent     []Sent
+	nextTask int64
+}
+
+// New returns a fake host that knows apps. opts may be nil. It panics on an
+// App with neither Key nor CorpID.
+func New(apps []App, opts *Options) *Server {
+	s := &Server{byKey: map[string]*App{}, byCorp: map[string]*App{}}
+	if opts != nil {
+		s.opts = *opts
+	}
+	s.opts.setDefaults()
+	s.routes = s.defaultRoutes()
+	s.reset()
+	for _, a := range apps {
+		s.AddApp(a)
+	}
+	return s
+}
+
+// AddApp makes a known to the fake, replacing any app with the same Key or
+// CorpID. Tokens already issued stay valid. It panics on an App with neither
+// Key nor CorpID.
+func (s *Server) AddApp(a App) {
+	if a.Key == "" && a.CorpID == "" {
+		panic("fake: AddApp: App needs a Key or a CorpID")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, old := range []*App{s.byKey[a.Key], s.byCorp[a.CorpID]} {
+		if old != nil {
+			delete(s.byKey, old.Key)
+			delete(s.byCorp, old.CorpID)
+		}
+	}
+	p := &a
+	if a.Key != "" {
+		s.byKey[a.Key] = p
+	}
+	if a.CorpID != "" {
+		s.byCorp[a.CorpID] = p
+	}
+}
+
+// app returns the app whose Key or CorpID is id, or nil. s.mu is held.
+func (s *Server) app(id string) *App {
+	if a := s.byKey[id]; a != nil {
+		return a
+	}
+	return s.byCorp[id]
+}
+
+// Reset forgets every call, send and token, and starts task ids again from
+// FirstTaskID, as if the server were new. Apps stay.
+func (s *Server) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reset()
+}
+
+func (s *Server) reset() {
+	s.tokens = map[string]*token{}
+	s.byValue = map[string]*token{}
+	s.fetches = map[string]int{}
+	s.calls = nil
+	s.sent = nil
+	s.nextTask = FirstTaskID
+}
+
+// route is one endpoint of the fake host.
+type route struct {
+	// method is the only HTTP method the endpoint takes.
+	method string
+	// handle answers one call; it runs with s.mu held.
+	handle func(x *exchange) reply
+}
+
+// defaultRoutes is the table of DingTalk endpoints the fake implements.
+func (s *Server) defaultRoutes() map[string]route {
+	return map[string]route{
+		dingtalk.PathGetToken:    {method: http.MethodGet, handle: s.getToken},
+		dingtalk.PathAsyncSendV2: {method: http.MethodPost, handle: s.asyncSendV2},
+	}
+}
+
+// exchange is one call being answered.
+type exchange struct {
+	req   *http.Request
+	body  []byte
+	token string // the access_token query parameter, "" if none
+	app   string // the app the call was for, "" if unknown
+	now   time.Time
+}
+
+// topAPIPrefix starts the paths whose answers carry a request_id and wrap
+// token errors in errcode 88.
+const topAPIPrefix = "/topapi/"
+
+func isTopAPI(path string) bool { return strings.HasPrefix(path, topAPIPrefix) }
+
+// ServeHTTP answers one call as DingTalk's legacy host would, and records it.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, adminPrefix) {
+		s.serveAdmin(w, r)
+		return
+	}
+	body, readErr := readBody(w, r)
+	x := &exchange{req: r, body: body, token: r.URL.Query().Get("access_token")}
+	topAPI := isTopAPI(r.URL.Path)
+	rt, known := s.routes[r.URL.Path]
+
+	s.mu.Lock()
+	x.now = s.opts.Now()
+	if t := s.byValue[x.token]; x.token != "" && t != nil {
+		x.app = t.app
+	}
+	var rp reply
+	switch {
+	case (!known || rt.method != r.Method) && topAPI:
+		rp = reply{code: codeInvalidMethod, msg: "Invalid method"}
+	case !known || rt.method != r.Method:
+		rp = notFound()
+	case readErr != nil:
+		rp = reply{code: codeBadParam, msg: "参数错误: " + readErr.Error()}
+	default:
+		rp = rt.handle(x)
+	}
+	if topAPI {
+		rp.requestID = newRequestID()
+	}
+	s.record(x, rp)
+	s.mu.Unlock()
+
+	rp.write(w)
+}
+
+// readBody reads at most MaxBodyBytes of r's body.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return nil, errors.New("request body larger than 1 MiB")
+	case err != nil:
+		return nil, errors.New("reading request body: " + err.Error())
+	}
+	return b, nil
+}

@@ -1,0 +1,167 @@
+package fake
+
+import (
+	"bytes"
+	"encoding/json"
+	"slices"
+	"time"
+
+	"github.com/dingq/dingq/dingtalk"
+)
+
+// Call is one call the fake answered, admin endpoints aside.
+type Call struct {
+	Time   time.Time `json:"time"`
+	Method string    `json:"method"`
+	// Path is the URL's path, never its query (where tokens and secrets
+	// travel).
+	Path string `json:"path"`
+	// App is the app key (or corp id) the call was for: named by the
+	// gettoken query, or owning the access token used; "" if unknown.
+	App string `json:"app"`
+	// ErrCode is the errcode the fake answered; 0 is ok.
+	ErrCode int `json:"errcode"`
+	// Body is the request body as received, nil if empty (as for GET). Any
+	// access token or app secret in it is replaced by "***", and a body that
+	// is not JSON is kept as a JSON string.
+	Body json.RawMessage `json:"body"`
+}
+
+// Sent is one accepted asyncsend_v2 call.
+type Sent struct {
+	TaskID int64 `json:"task_id"`
+	// App is the app key (or corp id) whose token was used.
+	App string `json:"app"`
+	// Token is the token used, so tests can check that no message went out
+	// with another app's token. It is never shown by the admin endpoints.
+	Token string `json:"-"`
+	// Body is the exact JSON body DingTalk received.
+	Body json.RawMessage `json:"body"`
+	// Request is Body, decoded.
+	Request dingtalk.SendWire `json:"request"`
+	Time    time.Time         `json:"time"`
+}
+
+// record appends the call x answered with rp. s.mu is held.
+func (s *Server) record(x *exchange, rp reply) {
+	s.calls = append(s.calls, Call{
+		Time:    x.now,
+		Method:  x.req.Method,
+		Path:    x.req.URL.Path,
+		App:     x.app,
+		ErrCode: rp.code,
+		Body:    s.redact(x.body, x.token),
+	})
+}
+
+// Calls returns a copy of every call answered since New or Reset, in order.
+func (s *Server) Calls() []Call {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Call, len(s.calls))
+	for i, c := range s.calls {
+		c.Body = slices.Clone(c.Body)
+		out[i] = c
+	}
+	return out
+}
+
+// Sent returns a copy of every accepted asyncsend_v2 call since New or
+// Reset, in order.
+func (s *Server) Sent() []Sent {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Sent, len(s.sent))
+	for i, m := range s.sent {
+		m.Body = slices.Clone(m.Body)
+		// Decode again rather than share the recorded message's pointers.
+		m.Request = decodeWire(m.Body)
+		out[i] = m
+	}
+	return out
+}
+
+// TokenFetches returns how many gettoken calls, successful or failed, named
+// appID as their appkey or corpid since New or Reset. For a known app with
+// both forms set, appID may be either; calls naming the other count too.
+func (s *Server) TokenFetches(appID string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.app(appID)
+	if a == nil {
+		return s.fetches[appID]
+	}
+	n := s.fetches[a.Key]
+	if a.CorpID != a.Key {
+		n += s.fetches[a.CorpID]
+	}
+	return n
+}
+
+// redacted replaces a secret or token found in a recorded body.
+const redacted = "***"
+
+// redact returns a copy of body with every app secret, every token issued
+// and extra replaced by "***", nil for an empty body, and a body that is not
+// JSON turned into a JSON string. s.mu is held.
+func (s *Server) redact(body []byte, extra ...string) json.RawMessage {
+	if len(body) == 0 {
+		return nil
+	}
+	out := slices.Clone(body)
+	for _, secret := range s.secrets(extra...) {
+		out = replaceSecret(out, secret)
+	}
+	if !json.Valid(out) {
+		out, _ = json.Marshal(string(out))
+	}
+	return out
+}
+
+// secrets lists every value that must never be shown: app secrets, tokens
+// and extra. s.mu is held.
+func (s *Server) secrets(extra ...string) []string {
+	var out []string
+	add := func(v string) {
+		if v != "" {
+			out = append(out, v)
+		}
+	}
+	for _, a := range s.byKey {
+		add(a.Secret)
+		add(a.CorpSecret)
+	}
+	for _, a := range s.byCorp {
+		add(a.Secret)
+		add(a.CorpSecret)
+	}
+	for v := range s.byValue {
+		add(v)
+	}
+	for _, v := range extra {
+		add(v)
+	}
+	return out
+}
+
+// replaceSecret replaces secret in b, written raw or JSON-escaped.
+func replaceSecret(b []byte, secret string) []byte {
+	b = bytes.ReplaceAll(b, []byte(secret), []byte(redacted))
+	if esc, err := json.Marshal(secret); err == nil {
+		esc = esc[1 : len(esc)-1]
+		if !bytes.Equal(esc, []byte(secret)) {
+			b = bytes.ReplaceAll(b, esc, []byte(redacted))
+		}
+	}
+	return b
+}
+
+// decodeWire decodes an asyncsend_v2 body; a body that does not decode gives
+// the zero SendWire.
+func decodeWire(b []byte) dingtalk.SendWire {
+	var w dingtalk.SendWire
+	if err := json.Unmarshal(b, &w); err != nil {
+		return dingtalk.SendWire{}
+	}
+	return w
+}
