@@ -1,0 +1,234 @@
+package config
+
+import "time"
+
+// Fields tagged secret:"true" hold credentials. Their values never appear
+// in an error message, and the DINGQ_ override code reads the tag too.
+
+// Config is dingq's whole configuration. Load and Parse return it with
+// every default applied; Default returns one with no apps.
+type Config struct {
+	// Redis is where asynq keeps its queues and dingq its outcomes.
+	Redis Redis `yaml:"redis"`
+	// DingTalk is the DingTalk API and the apps that send through it.
+	DingTalk DingTalk `yaml:"dingtalk"`
+	// Worker tunes the asynq server that delivers messages.
+	Worker Worker `yaml:"worker"`
+	// API is the HTTP API that accepts messages.
+	API API `yaml:"api"`
+	// Outcome is how long delivery results are kept.
+	Outcome Outcome `yaml:"outcome"`
+	// Log is the logger's level and format.
+	Log Log `yaml:"log"`
+}
+
+// Redis is the Redis server dingq keeps its state in.
+type Redis struct {
+	// Addr is the server's host:port. If empty, "127.0.0.1:6379".
+	Addr string `yaml:"addr"`
+	// Password is sent with AUTH. Secret. If empty, no AUTH is sent.
+	Password string `yaml:"password" secret:"true"`
+	// DB is the database number; it must be >= 0. If zero, database 0.
+	DB int `yaml:"db"`
+	// KeyPrefix starts every key dingq writes itself. It may hold only
+	// letters, digits, '_', '.' and '-' (no ':' or braces, which Redis
+	// Cluster gives a meaning). If empty, "dingq".
+	KeyPrefix string `yaml:"key_prefix"`
+}
+
+// DingTalk is the DingTalk open API and the apps dingq sends as.
+type DingTalk struct {
+	// BaseURL is the API's absolute http or https URL; point it at
+	// `dingq fake-dingtalk` (http://127.0.0.1:9090) for tests.
+	// If empty, "https://oapi.dingtalk.com".
+	BaseURL string `yaml:"base_url"`
+	// Timeout bounds each HTTP call; it must be > 0 and <= 5m.
+	// If zero, 10s.
+	Timeout time.Duration `yaml:"timeout"`
+	// Apps are the DingTalk apps messages are sent as. At least one is
+	// required; there is no default.
+	Apps []App `yaml:"apps"`
+}
+
+// App is one DingTalk app, found by its Name. It gives exactly one form of
+// credentials: AppKey and AppSecret, or the legacy CorpID and CorpSecret.
+// No field has a default.
+type App struct {
+	// Name is how producers pick the app: unique, 1 to 64 characters of
+	// a-z, 0-9, '_' and '-', starting with a letter or digit. Required.
+	Name string `yaml:"name"`
+	// AppKey is the app's key; it comes with AppSecret.
+	AppKey string `yaml:"app_key"`
+	// AppSecret is the app's secret; it comes with AppKey. Secret.
+	AppSecret string `yaml:"app_secret" secret:"true"`
+	// CorpID is the legacy corporation ID; it comes with CorpSecret.
+	CorpID string `yaml:"corp_id"`
+	// CorpSecret is the legacy corporation secret; it comes with CorpID.
+	// Secret.
+	CorpSecret string `yaml:"corp_secret" secret:"true"`
+	// AgentID is the app's agent ID for work notifications; it must be
+	// > 0. Required.
+	AgentID int64 `yaml:"agent_id"`
+}
+
+// Worker tunes how messages are delivered and retried.
+type Worker struct {
+	// Concurrency is how many messages are delivered at once; 1 to 1000.
+	// If zero, 20.
+	Concurrency int `yaml:"concurrency"`
+	// MaxRetry is how many times a failed delivery is retried; 1 to 1000.
+	// If zero, 25 (zero cannot mean "no retries").
+	MaxRetry int `yaml:"max_retry"`
+	// RetryBaseDelay is the delay before the first retry; later retries
+	// back off from it. It must be > 0. If zero, 1s.
+	RetryBaseDelay time.Duration `yaml:"retry_base_delay"`
+	// RetryMaxDelay caps the delay between retries; it must be >=
+	// RetryBaseDelay. If zero, 10m.
+	RetryMaxDelay time.Duration `yaml:"retry_max_delay"`
+	// ShutdownTimeout is how long a stopping worker waits for deliveries
+	// in flight; it must be > 0. If zero, 30s.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// API is the HTTP API producers call.
+type API struct {
+	// Listen is the host:port the API listens on. If empty,
+	// "127.0.0.1:8080".
+	Listen string `yaml:"listen"`
+	// Tokens are the accepted bearer tokens, each at least 16 characters.
+	// Secret. Required when Listen's host is not a loopback address
+	// (127.0.0.0/8, ::1, localhost); an empty host, as in ":8080", is not
+	// loopback. If empty on loopback, requests need no token.
+	Tokens []string `yaml:"tokens" secret:"true"`
+	// MaxBodyBytes caps a request body; it must be > 0. If zero, 1 MiB.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+}
+
+// Outcome is how long the result of a delivery is kept for lookups.
+type Outcome struct {
+	// Retention is how long a result is kept; it must be >= 1m.
+	// If zero, 168h (7 days).
+	Retention time.Duration `yaml:"retention"`
+}
+
+// Log is how dingq logs.
+type Log struct {
+	// Level is the least severe level written: debug, info, warn or
+	// error. If empty, "info".
+	Level string `yaml:"level"`
+	// Format is json or console. If empty, "json".
+	Format string `yaml:"format"`
+}
+
+// Defaults, in the order the fields are declared.
+const (
+	defaultRedisAddr       = "127.0.0.1:6379"
+	defaultKeyPrefix       = "dingq"
+	defaultBaseURL         = "https://oapi.dingtalk.com"
+	defaultTimeout         = 10 * time.Second
+	defaultConcurrency     = 20
+	defaultMaxRetry        = 25
+	defaultRetryBaseDelay  = time.Second
+	defaultRetryMaxDelay   = 10 * time.Minute
+	defaultShutdownTimeout = 30 * time.Second
+	defaultListen          = "127.0.0.1:8080"
+	defaultMaxBodyBytes    = 1 << 20
+	defaultRetention       = 7 * 24 * time.Hour
+	defaultLogLevel        = "info"
+	defaultLogFormat       = "json"
+)
+
+// Default returns a Config with every default set and no apps. It does not
+// pass Validate until an app is added.
+func Default() *Config {
+	c := &Config{}
+	c.setDefaults()
+	return c
+}
+
+// App returns the app called name and whether there is one.
+func (c *Config) App(name string) (App, bool) {
+	for _, a := range c.DingTalk.Apps {
+		if a.Name == name {
+			return a, true
+		}
+	}
+	return App{}, false
+}
+
+// setDefaults replaces every zero value that has a default.
+func (c *Config) setDefaults() {
+	c.Redis.setDefaults()
+	c.DingTalk.setDefaults()
+	c.Worker.setDefaults()
+	c.API.setDefaults()
+	c.Outcome.setDefaults()
+	c.Log.setDefaults()
+}
+
+func (r *Redis) setDefaults() {
+	if r.Addr == "" {
+		r.Addr = defaultRedisAddr
+	}
+	if r.KeyPrefix == "" {
+		r.KeyPrefix = defaultKeyPrefix
+	}
+}
+
+func (d *DingTalk) setDefaults() {
+	if d.BaseURL == "" {
+		d.BaseURL = defaultBaseURL
+	}
+	if d.Timeout == 0 {
+		d.Timeout = defaultTimeout
+	}
+	for i := range d.Apps {
+		d.Apps[i].setDefaults()
+	}
+}
+
+// setDefaults does nothing: no App field has a default. It exists so that
+// a default added later has an obvious home.
+func (a *App) setDefaults() {}
+
+func (w *Worker) setDefaults() {
+	if w.Concurrency == 0 {
+		w.Concurrency = defaultConcurrency
+	}
+	if w.MaxRetry == 0 {
+		w.MaxRetry = defaultMaxRetry
+	}
+	if w.RetryBaseDelay == 0 {
+		w.RetryBaseDelay = defaultRetryBaseDelay
+	}
+	if w.RetryMaxDelay == 0 {
+		w.RetryMaxDelay = defaultRetryMaxDelay
+	}
+	if w.ShutdownTimeout == 0 {
+		w.ShutdownTimeout = defaultShutdownTimeout
+	}
+}
+
+func (a *API) setDefaults() {
+	if a.Listen == "" {
+		a.Listen = defaultListen
+	}
+	if a.MaxBodyBytes == 0 {
+		a.MaxBodyBytes = defaultMaxBodyBytes
+	}
+}
+
+func (o *Outcome) setDefaults() {
+	if o.Retention == 0 {
+		o.Retention = defaultRetention
+	}
+}
+
+func (l *Log) setDefaults() {
+	if l.Level == "" {
+		l.Level = defaultLogLevel
+	}
+	if l.Format == "" {
+		l.Format = defaultLogFormat
+	}
+}

@@ -1,0 +1,388 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// leafErrors flattens errors.Join trees into the errors they hold.
+func leafErrors(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, leafErrors(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+// hasError reports whether err holds a leaf error whose text is want.
+func hasError(err error, want string) bool {
+	for _, e := range leafErrors(err) {
+		if e.Error() == want {
+			return true
+		}
+	}
+	return false
+}
+
+// validConfig returns a Config that passes Validate, with every default set.
+func validConfig() *Config {
+	c := Default()
+	c.DingTalk.Apps = []App{
+		{Name: "hr", AppKey: "dingkeyhr", AppSecret: "hrsecret", AgentID: 1},
+		{Name: "ops", CorpID: "dingcorp", CorpSecret: "opssecret", AgentID: 2},
+	}
+	return c
+}
+
+func TestDefault(t *testing.T) {
+	want := &Config{
+		Redis:    Redis{Addr: "127.0.0.1:6379", KeyPrefix: "dingq"},
+		DingTalk: DingTalk{BaseURL: "https://oapi.dingtalk.com", Timeout: 10 * time.Second},
+		Worker: Worker{
+			Concurrency:     20,
+			MaxRetry:        25,
+			RetryBaseDelay:  time.Second,
+			RetryMaxDelay:   10 * time.Minute,
+			ShutdownTimeout: 30 * time.Second,
+		},
+		API:     API{Listen: "127.0.0.1:8080", MaxBodyBytes: 1 << 20},
+		Outcome: Outcome{Retention: 168 * time.Hour},
+		Log:     Log{Level: "info", Format: "json"},
+	}
+	if got := Default(); !reflect.DeepEqual(got, want) {
+		t.Errorf("Default() = %+v, want %+v", got, want)
+	}
+	// With no apps, the only problem is the missing app.
+	err := Default().Validate()
+	if got := leafErrors(err); len(got) != 1 || got[0].Error() != "dingtalk.apps: at least one app is required" {
+		t.Errorf("Default().Validate() = %v, want only the missing app", err)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(c *Config)
+		want   string // one of the errors, in full; "" for none
+	}{
+		{name: "valid", change: func(c *Config) {}},
+		{name: "zero values mean defaults", change: func(c *Config) {
+			*c = Config{DingTalk: DingTalk{Apps: c.DingTalk.Apps}}
+		}},
+		{name: "redis addr not host:port", change: func(c *Config) { c.Redis.Addr = "localhost" },
+			want: `redis.addr: "localhost" is not host:port`},
+		{name: "redis addr port not numeric", change: func(c *Config) { c.Redis.Addr = "localhost:redis" },
+			want: `redis.addr: "localhost:redis" is not host:port`},
+		{name: "redis db negative", change: func(c *Config) { c.Redis.DB = -1 },
+			want: "redis.db: must be >= 0"},
+		{name: "redis db 15", change: func(c *Config) { c.Redis.DB = 15 }},
+		{name: "key prefix with colon", change: func(c *Config) { c.Redis.KeyPrefix = "dingq:x" },
+			want: `redis.key_prefix: "dingq:x" may hold only letters, digits, '_', '.' and '-'`},
+		{name: "key prefix with braces", change: func(c *Config) { c.Redis.KeyPrefix = "{dingq}" },
+			want: `redis.key_prefix: "{dingq}" may hold only letters, digits, '_', '.' and '-'`},
+		{name: "key prefix allowed characters", change: func(c *Config) { c.Redis.KeyPrefix = "Ding_q.test-1" }},
+		{name: "base url relative", change: func(c *Config) { c.DingTalk.BaseURL = "/api" },
+			want: `dingtalk.base_url: "/api" is not an absolute http or https URL`},
+		{name: "base url ftp", change: func(c *Config) { c.DingTalk.BaseURL = "ftp://example.com" },
+			want: `dingtalk.base_url: "ftp://example.com" is not an absolute http or https URL`},
+		{name: "base url unparsable", change: func(c *Config) { c.DingTalk.BaseURL = "http://[::1" },
+			want: `dingtalk.base_url: "http://[::1" is not an absolute http or https URL`},
+		{name: "base url http fake", change: func(c *Config) { c.DingTalk.BaseURL = "http://127.0.0.1:9090" }},
+		{name: "timeout negative", change: func(c *Config) { c.DingTalk.Timeout = -time.Second },
+			want: "dingtalk.timeout: must be > 0 and <= 5m0s"},
+		{name: "timeout too long", change: func(c *Config) { c.DingTalk.Timeout = 5*time.Minute + 1 },
+			want: "dingtalk.timeout: must be > 0 and <= 5m0s"},
+		{name: "timeout at limit", change: func(c *Config) { c.DingTalk.Timeout = 5 * time.Minute }},
+		{name: "no apps", change: func(c *Config) { c.DingTalk.Apps = nil },
+			want: "dingtalk.apps: at least one app is required"},
+		{name: "app name missing", change: func(c *Config) { c.DingTalk.Apps[1].Name = "" },
+			want: "dingtalk.apps[1].name: is required"},
+		{name: "app name upper case", change: func(c *Config) { c.DingTalk.Apps[0].Name = "HR" },
+			want: `dingtalk.apps[0].name: "HR" must be 1 to 64 of a-z, 0-9, '_' and '-', starting with a letter or digit`},
+		{name: "app name starts with dash", change: func(c *Config) { c.DingTalk.Apps[0].Name = "-hr" },
+			want: `dingtalk.apps[0].name: "-hr" must be 1 to 64 of a-z, 0-9, '_' and '-', starting with a letter or digit`},
+		{name: "app name 65 characters", change: func(c *Config) { c.DingTalk.Apps[0].Name = strings.Repeat("a", 65) },
+			want: `dingtalk.apps[0].name: "` + strings.Repeat("a", 65) + `" must be 1 to 64 of a-z, 0-9, '_' and '-', starting with a letter or digit`},
+		{name: "app name 64 characters", change: func(c *Config) { c.DingTalk.Apps[0].Name = strings.Repeat("a", 64) }},
+		{name: "app name used twice", change: func(c *Config) {
+			c.DingTalk.Apps = append(c.DingTalk.Apps, App{Name: "hr", AppKey: "k", AppSecret: "s", AgentID: 3})
+		}, want: `dingtalk.apps[2].name: "hr" is used twice`},
+		{name: "agent id zero", change: func(c *Config) { c.DingTalk.Apps[1].AgentID = 0 },
+			want: "dingtalk.apps[1].agent_id: must be > 0"},
+		{name: "agent id negative", change: func(c *Config) { c.DingTalk.Apps[0].AgentID = -5 },
+			want: "dingtalk.apps[0].agent_id: must be > 0"},
+		{name: "no credentials", change: func(c *Config) {
+			c.DingTalk.Apps[0] = App{Name: "hr", AgentID: 1}
+		}, want: "dingtalk.apps[0]: give app_key and app_secret, or corp_id and corp_secret"},
+		{name: "both credential forms", change: func(c *Config) {
+			c.DingTalk.Apps[0].CorpID, c.DingTalk.Apps[0].CorpSecret = "corp", "corpsecret"
+		}, want: "dingtalk.apps[0]: give app_key and app_secret, or corp_id and corp_secret, not both"},
+		{name: "forms mixed by halves", change: func(c *Config) {
+			c.DingTalk.Apps[0] = App{Name: "hr", AppKey: "k", CorpSecret: "s", AgentID: 1}
+		}, want: "dingtalk.apps[0]: give app_key and app_secret, or corp_id and corp_secret, not both"},
+		{name: "app secret missing", change: func(c *Config) { c.DingTalk.Apps[0].AppSecret = "" },
+			want: "dingtalk.apps[0].app_secret: is required with app_key"},
+		{name: "app key missing", change: func(c *Config) { c.DingTalk.Apps[0].AppKey = "" },
+			want: "dingtalk.apps[0].app_key: is required with app_secret"},
+		{name: "corp secret missing", change: func(c *Config) { c.DingTalk.Apps[1].CorpSecret = "" },
+			want: "dingtalk.apps[1].corp_secret: is required with corp_id"},
+		{name: "corp id missing", change: func(c *Config) { c.DingTalk.Apps[1].CorpID = "" },
+			want: "dingtalk.apps[1].corp_id: is required with corp_secret"},
+		{name: "concurrency negative", change: func(c *Config) { c.Worker.Concurrency = -1 },
+			want: "worker.concurrency: must be 1 to 1000"},
+		{name: "concurrency too high", change: func(c *Config) { c.Worker.Concurrency = 1001 },
+			want: "worker.concurrency: must be 1 to 1000"},
+		{name: "concurrency 1000", change: func(c *Config) { c.Worker.Concurrency = 1000 }},
+		{name: "max retry negative", change: func(c *Config) { c.Worker.MaxRetry = -1 },
+			want: "worker.max_retry: must be 0 (the default) to 1000"},
+		{name: "max retry too high", change: func(c *Config) { c.Worker.MaxRetry = 1001 },
+			want: "worker.max_retry: must be 0 (the default) to 1000"},
+		{name: "retry base delay negative", change: func(c *Config) { c.Worker.RetryBaseDelay = -time.Second },
+			want: "worker.retry_base_delay: must be > 0"},
+		{name: "retry max delay below base", change: func(c *Config) {
+			c.Worker.RetryBaseDelay, c.Worker.RetryMaxDelay = time.Minute, time.Second
+		}, want: "worker.retry_max_delay: 1s is less than worker.retry_base_delay (1m0s)"},
+		{name: "retry max delay below default base", change: func(c *Config) {
+			c.Worker.RetryBaseDelay, c.Worker.RetryMaxDelay = 0, 500*time.Millisecond
+		}, want: "worker.retry_max_delay: 500ms is less than worker.retry_base_delay (1s)"},
+		{name: "retry delays equal", change: func(c *Config) {
+			c.Worker.RetryBaseDelay, c.Worker.RetryMaxDelay = time.Minute, time.Minute
+		}},
+		{name: "shutdown timeout negative", change: func(c *Config) { c.Worker.ShutdownTimeout = -1 },
+			want: "worker.shutdown_timeout: must be > 0"},
+		{name: "listen not host:port", change: func(c *Config) { c.API.Listen = "8080" },
+			want: `api.listen: "8080" is not host:port`},
+		{name: "tokens required on all interfaces", change: func(c *Config) { c.API.Listen = "0.0.0.0:8080" },
+			want: "api.tokens: required when api.listen (0.0.0.0:8080) is not a loopback address"},
+		{name: "tokens required on empty host", change: func(c *Config) { c.API.Listen = ":8080" },
+			want: "api.tokens: required when api.listen (:8080) is not a loopback address"},
+		{name: "tokens required on a LAN address", change: func(c *Config) { c.API.Listen = "10.1.2.3:8080" },
+			want: "api.tokens: required when api.listen (10.1.2.3:8080) is not a loopback address"},
+		{name: "tokens required on a host name", change: func(c *Config) { c.API.Listen = "dingq.internal:8080" },
+			want: "api.tokens: required when api.listen (dingq.internal:8080) is not a loopback address"},
+		{name: "no tokens on 127.0.0.2", change: func(c *Config) { c.API.Listen = "127.0.0.2:8080" }},
+		{name: "no tokens on ::1", change: func(c *Config) { c.API.Listen = "[::1]:8080" }},
+		{name: "no tokens on localhost", change: func(c *Config) { c.API.Listen = "localhost:8080" }},
+		{name: "tokens on all interfaces", change: func(c *Config) {
+			c.API.Listen, c.API.Tokens = "0.0.0.0:8080", []string{"0123456789abcdef"}
+		}},
+		{name: "token too short", change: func(c *Config) { c.API.Tokens = []string{"0123456789abcdef", "short"} },
+			want: "api.tokens[1]: must be at least 16 characters"},
+		{name: "max body negative", change: func(c *Config) { c.API.MaxBodyBytes = -1 },
+			want: "api.max_body_bytes: must be > 0"},
+		{name: "retention too short", change: func(c *Config) { c.Outcome.Retention = 59 * time.Second },
+			want: "outcome.retention: must be >= 1m0s"},
+		{name: "retention one minute", change: func(c *Config) { c.Outcome.Retention = time.Minute }},
+		{name: "log level unknown", change: func(c *Config) { c.Log.Level = "verbose" },
+			want: `log.level: "verbose" is not one of debug, info, warn, error`},
+		{name: "log level upper case", change: func(c *Config) { c.Log.Level = "INFO" },
+			want: `log.level: "INFO" is not one of debug, info, warn, error`},
+		{name: "log format unknown", change: func(c *Config) { c.Log.Format = "text" },
+			want: `log.format: "text" is not one of json, console`},
+		{name: "log debug console", change: func(c *Config) { c.Log.Level, c.Log.Format = "debug", "console" }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := validConfig()
+			tt.change(c)
+			err := c.Validate()
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("Validate() = %v, want nil", err)
+				}
+				return
+			}
+			if !hasError(err, tt.want) {
+				t.Fatalf("Validate() = %v, want an error %q", err, tt.want)
+			}
+			for _, e := range leafErrors(err) {
+				if _, ok := e.(*FieldError); !ok {
+					t.Errorf("error %q is a %T, want *FieldError", e, e)
+				}
+			}
+		})
+	}
+}
+
+func TestValidateReportsEveryProblem(t *testing.T) {
+	c := validConfig()
+	c.Redis.DB = -1
+	c.DingTalk.Apps[1].AgentID = 0
+	c.Log.Format = "xml"
+	err := c.Validate()
+	var keys []string
+	for _, e := range leafErrors(err) {
+		fe, ok := e.(*FieldError)
+		if !ok {
+			t.Fatalf("error %q is a %T, want *FieldError", e, e)
+		}
+		keys = append(keys, fe.Key)
+	}
+	want := []string{"redis.db", "dingtalk.apps[1].agent_id", "log.format"}
+	if !reflect.DeepEqual(keys, want) {
+		t.Errorf("keys = %q, want %q", keys, want)
+	}
+	var fe *FieldError
+	if !errors.As(err, &fe) || fe.Key != "redis.db" {
+		t.Errorf("errors.As found %v, want the redis.db error", fe)
+	}
+}
+
+func TestValidateDoesNotChangeConfig(t *testing.T) {
+	c := &Config{DingTalk: DingTalk{Apps: []App{{Name: "hr", AppKey: "k", AppSecret: "s", AgentID: 1}}}}
+	want := *c
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Validate() = %v", err)
+	}
+	if !reflect.DeepEqual(*c, want) {
+		t.Errorf("Validate changed the config to %+v", c)
+	}
+}
+
+func TestApp(t *testing.T) {
+	c := validConfig()
+	tests := []struct {
+		name    string
+		app     string
+		wantOK  bool
+		wantKey string
+	}{
+		{name: "app key form", app: "hr", wantOK: true, wantKey: "dingkeyhr"},
+		{name: "corp form", app: "ops", wantOK: true},
+		{name: "missing", app: "sales"},
+		{name: "empty name", app: ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, ok := c.App(tt.app)
+			if ok != tt.wantOK {
+				t.Fatalf("App(%q) ok = %v, want %v", tt.app, ok, tt.wantOK)
+			}
+			if ok && (a.Name != tt.app || a.AppKey != tt.wantKey) {
+				t.Errorf("App(%q) = %+v", tt.app, a)
+			}
+		})
+	}
+}
+
+func TestSecretsNeverInErrors(t *testing.T) {
+	const secret = "S3cr3t-d0-n0t-sh0w"
+	env := []string{"SECRET=" + secret, "DINGQ_TEST_SECRET=" + secret}
+	tests := []struct {
+		name    string
+		yaml    string
+		environ []string
+		want    string // the error the case is about
+	}{
+		{name: "app secret, bad agent id", yaml: `
+dingtalk:
+  apps:
+    - {name: hr, app_key: k, app_secret: "` + secret + `", agent_id: 0}
+`, want: "dingtalk.apps[0].agent_id: must be > 0"},
+		{name: "app secret from env, half a pair", yaml: `
+dingtalk:
+  apps:
+    - {name: hr, app_secret: "${SECRET}", agent_id: 1}
+`, want: "dingtalk.apps[0].app_key: is required with app_secret"},
+		{name: "app secret with corp secret", yaml: `
+dingtalk:
+  apps:
+    - {name: hr, app_key: k, app_secret: "${SECRET}", corp_id: c, corp_secret: ` + secret + `x, agent_id: 1}
+`, want: "dingtalk.apps[0]: give app_key and app_secret, or corp_id and corp_secret, not both"},
+		{name: "corp secret alone", yaml: `
+dingtalk:
+  apps:
+    - {name: hr, corp_secret: ` + secret + `, agent_id: 1}
+`, want: "dingtalk.apps[0].corp_id: is required with corp_secret"},
+		{name: "short token is the secret", yaml: `
+api:
+  tokens: ["${SECRET:-x}", "` + secret[:10] + `"]
+`, want: "api.tokens[1]: must be at least 16 characters"},
+		{name: "token list given as a string", yaml: `
+api:
+  tokens: ` + secret + `
+`, want: "line 3: api.tokens: want a list, got a single value"},
+		{name: "token as a mapping", yaml: `
+api:
+  tokens:
+    - {` + secret + `: 1}
+`, want: "line 4: api.tokens[0]: want a string, got a mapping"},
+		{name: "password as a list", yaml: `
+redis:
+  password: [` + secret + `]
+`, want: "line 3: redis.password: want a string, got a list"},
+		{name: "secret holding dollar brace", yaml: `
+redis:
+  password: "` + secret + `${oops"
+`, want: `line 3: "${" has no closing "}" (write $$ for a literal $)`},
+		{name: "secret with bad name in braces", yaml: `
+redis:
+  password: "${` + secret + `}"
+`, want: "line 3: invalid variable name in ${...} (write $$ for a literal $)"},
+		{name: "password with unknown key beside", yaml: `
+redis:
+  password: ` + secret + `
+  passwd: x
+`, want: `line 4: unknown key "redis.passwd"`},
+		{name: "secret override, validation fails", yaml: "", environ: []string{
+			"DINGQ_REDIS_PASSWORD=" + secret,
+			"DINGQ_API_TOKENS=" + secret[:8],
+		}, want: "api.tokens[0]: must be at least 16 characters"},
+		{name: "secret override of a missing app", yaml: "", environ: []string{
+			"DINGQ_DINGTALK_APPS_0_APP_SECRET=" + secret,
+		}, want: "DINGQ_DINGTALK_APPS_0_APP_SECRET: dingtalk.apps[0] does not exist: dingtalk.apps has 0 items"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.yaml), append(env, tt.environ...))
+			if !hasError(err, tt.want) {
+				t.Errorf("Parse() = %v, want an error %q", err, tt.want)
+			}
+			if err != nil && strings.Contains(err.Error(), secret[:8]) {
+				t.Errorf("error shows the secret:\n%v", err)
+			}
+		})
+	}
+}
+
+// TestExampleConfig keeps the config.yaml shipped at the repository root
+// loading and valid.
+func TestExampleConfig(t *testing.T) {
+	data, err := os.ReadFile("../../config.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	environ := []string{
+		"DINGQ_CONFIG=config.yaml",
+		"DINGQ_HR_APP_SECRET=hr-app-secret",
+		"DINGQ_API_TOKEN=0123456789abcdef0123",
+	}
+	c, err := Parse(data, environ)
+	if err != nil {
+		t.Fatalf("config.yaml: %v", err)
+	}
+	// The example spells out every default.
+	want := Default()
+	want.DingTalk.Apps = []App{{Name: "hr", AppKey: "dingfakehr", AppSecret: "hr-app-secret", AgentID: 123456}}
+	want.API.Tokens = []string{"0123456789abcdef0123"}
+	if !reflect.DeepEqual(c, want) {
+		t.Errorf("config.yaml = %+v\nwant %+v", c, want)
+	}
+
+	// Without its secrets it says which one is missing.
+	_, err = Parse(data, environ[:2])
+	var pe *ParseError
+	if !errors.As(err, &pe) || !strings.Contains(pe.Message, "${DINGQ_API_TOKEN} is not set") {
+		t.Errorf("without DINGQ_API_TOKEN: %v", err)
+	}
+}

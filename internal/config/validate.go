@@ -1,0 +1,197 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+var (
+	keyPrefixRE = regexp.MustCompile(`^[a-zA-Z0-9_.-]+$`)
+	appNameRE   = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+)
+
+const (
+	maxTimeout     = 5 * time.Minute
+	maxConcurrency = 1000
+	maxMaxRetry    = 1000
+	minTokenLen    = 16
+	minRetention   = time.Minute
+)
+
+// Validate checks every rule and returns nil or all the problems joined
+// with errors.Join, each a *FieldError naming the key at fault. A zero
+// value that has a default counts as that default, so Validate agrees with
+// the defaults documented on each field; it does not change c.
+func (c *Config) Validate() error {
+	d := *c
+	d.DingTalk.Apps = slices.Clone(c.DingTalk.Apps)
+	d.API.Tokens = slices.Clone(c.API.Tokens)
+	d.setDefaults()
+
+	var v validator
+	d.Redis.validate(&v)
+	d.DingTalk.validate(&v)
+	d.Worker.validate(&v)
+	d.API.validate(&v)
+	d.Outcome.validate(&v)
+	d.Log.validate(&v)
+	return errors.Join(v.errs...)
+}
+
+// validator collects FieldErrors.
+type validator struct {
+	errs []error
+}
+
+func (v *validator) add(key, format string, args ...any) {
+	v.errs = append(v.errs, &FieldError{Key: key, Message: fmt.Sprintf(format, args...)})
+}
+
+func (r *Redis) validate(v *validator) {
+	if !isHostPort(r.Addr) {
+		v.add("redis.addr", "%q is not host:port", r.Addr)
+	}
+	if r.DB < 0 {
+		v.add("redis.db", "must be >= 0")
+	}
+	if !keyPrefixRE.MatchString(r.KeyPrefix) {
+		v.add("redis.key_prefix", "%q may hold only letters, digits, '_', '.' and '-'", r.KeyPrefix)
+	}
+}
+
+func (d *DingTalk) validate(v *validator) {
+	u, err := url.Parse(d.BaseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		v.add("dingtalk.base_url", "%q is not an absolute http or https URL", d.BaseURL)
+	}
+	if d.Timeout <= 0 || d.Timeout > maxTimeout {
+		v.add("dingtalk.timeout", "must be > 0 and <= %v", maxTimeout)
+	}
+	if len(d.Apps) == 0 {
+		v.add("dingtalk.apps", "at least one app is required")
+	}
+	seen := make(map[string]bool, len(d.Apps))
+	for i := range d.Apps {
+		a := &d.Apps[i]
+		prefix := "dingtalk.apps[" + strconv.Itoa(i) + "]"
+		a.validate(v, prefix)
+		if a.Name != "" && seen[a.Name] {
+			v.add(prefix+".name", "%q is used twice", a.Name)
+		}
+		seen[a.Name] = true
+	}
+}
+
+func (a *App) validate(v *validator, prefix string) {
+	switch {
+	case a.Name == "":
+		v.add(prefix+".name", "is required")
+	case !appNameRE.MatchString(a.Name):
+		v.add(prefix+".name", "%q must be 1 to 64 of a-z, 0-9, '_' and '-', starting with a letter or digit", a.Name)
+	}
+	if a.AgentID <= 0 {
+		v.add(prefix+".agent_id", "must be > 0")
+	}
+	appForm := a.AppKey != "" || a.AppSecret != ""
+	corpForm := a.CorpID != "" || a.CorpSecret != ""
+	switch {
+	case !appForm && !corpForm:
+		v.add(prefix, "give app_key and app_secret, or corp_id and corp_secret")
+	case appForm && corpForm:
+		v.add(prefix, "give app_key and app_secret, or corp_id and corp_secret, not both")
+	case a.AppKey == "" && a.AppSecret != "":
+		v.add(prefix+".app_key", "is required with app_secret")
+	case a.AppKey != "" && a.AppSecret == "":
+		v.add(prefix+".app_secret", "is required with app_key")
+	case a.CorpID == "" && a.CorpSecret != "":
+		v.add(prefix+".corp_id", "is required with corp_secret")
+	case a.CorpID != "" && a.CorpSecret == "":
+		v.add(prefix+".corp_secret", "is required with corp_id")
+	}
+}
+
+func (w *Worker) validate(v *validator) {
+	if w.Concurrency < 1 || w.Concurrency > maxConcurrency {
+		v.add("worker.concurrency", "must be 1 to %d", maxConcurrency)
+	}
+	if w.MaxRetry < 0 || w.MaxRetry > maxMaxRetry {
+		v.add("worker.max_retry", "must be 0 (the default) to %d", maxMaxRetry)
+	}
+	if w.RetryBaseDelay <= 0 {
+		v.add("worker.retry_base_delay", "must be > 0")
+	}
+	if w.RetryMaxDelay < w.RetryBaseDelay {
+		v.add("worker.retry_max_delay", "%v is less than worker.retry_base_delay (%v)", w.RetryMaxDelay, w.RetryBaseDelay)
+	}
+	if w.ShutdownTimeout <= 0 {
+		v.add("worker.shutdown_timeout", "must be > 0")
+	}
+}
+
+func (a *API) validate(v *validator) {
+	if !isHostPort(a.Listen) {
+		v.add("api.listen", "%q is not host:port", a.Listen)
+	} else if len(a.Tokens) == 0 && !isLoopback(a.Listen) {
+		v.add("api.tokens", "required when api.listen (%s) is not a loopback address", a.Listen)
+	}
+	for i, t := range a.Tokens {
+		if utf8.RuneCountInString(t) < minTokenLen {
+			v.add("api.tokens["+strconv.Itoa(i)+"]", "must be at least %d characters", minTokenLen)
+		}
+	}
+	if a.MaxBodyBytes <= 0 {
+		v.add("api.max_body_bytes", "must be > 0")
+	}
+}
+
+func (o *Outcome) validate(v *validator) {
+	if o.Retention < minRetention {
+		v.add("outcome.retention", "must be >= %v", minRetention)
+	}
+}
+
+func (l *Log) validate(v *validator) {
+	switch l.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		v.add("log.level", "%q is not one of debug, info, warn, error", l.Level)
+	}
+	switch l.Format {
+	case "json", "console":
+	default:
+		v.add("log.format", "%q is not one of json, console", l.Format)
+	}
+}
+
+// isHostPort reports whether s is host:port with a numeric port. The host
+// may be empty (all interfaces).
+func isHostPort(s string) bool {
+	_, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return false
+	}
+	_, err = strconv.ParseUint(port, 10, 16)
+	return err == nil
+}
+
+// isLoopback reports whether hostport's host is a loopback address or
+// localhost. An empty host means every interface, so it is not.
+func isLoopback(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
