@@ -1,0 +1,267 @@
+package producer
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"time"
+
+	"github.com/dingq/dingq/dingtalk"
+	"github.com/dingq/dingq/internal/outcome"
+	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+)
+
+// DefaultMaxRetry is how many times a failed send is retried when the
+// configuration says nothing. Throttling does not count as a failure.
+const DefaultMaxRetry = 25
+
+// MaxIdempotencyKeyLen bounds an idempotency key.
+const MaxIdempotencyKeyLen = 255
+
+// ErrIdempotencyConflict is returned by Send when an idempotency key already
+// stands for a different message.
+var ErrIdempotencyConflict = errors.New("producer: idempotency key already used for a different message")
+
+// Message is a work notification to send: to whom, what, as which app. It is
+// also the JSON body of dingq's POST /v1/messages.
+type Message struct {
+	// App names a configured DingTalk app (dingtalk.apps[].name).
+	App string `json:"app"`
+	// UserIDs, DeptIDs and ToAllUser say who gets the message; give at
+	// least one.
+	UserIDs   []string `json:"userid_list,omitempty"`
+	DeptIDs   []string `json:"dept_id_list,omitempty"`
+	ToAllUser bool     `json:"to_all_user,omitempty"`
+	// Msg is the message itself.
+	Msg dingtalk.Message `json:"msg"`
+	// IdempotencyKey, if set, makes Send return the first message's id for
+	// every later Send with the same app and key, without enqueueing again,
+	// for as long as the outcome is kept.
+	IdempotencyKey string `json:"idempotency_key,omitempty"`
+	// SendAt, if set and in the future, delays the send until then.
+	SendAt time.Time `json:"send_at,omitzero"`
+}
+
+var (
+	idempotencyKeyRE = regexp.MustCompile(`^[\x21-\x7e]+$`)
+	// appNameRE is the rule of dingtalk.apps[].name; it keeps app names out
+	// of the way of the ':' in Redis keys.
+	appNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+)
+
+// Validate reports the first problem in m as a *dingtalk.ValidationError
+// naming the field ("app", "userid_list", "msg.text.content"…). It does not
+// know which apps are configured; Send checks that.
+func (m *Message) Validate() error {
+	if m.App == "" {
+		return &dingtalk.ValidationError{Field: "app", Reason: "required: the name of a configured app"}
+	}
+	if !appNameRE.MatchString(m.App) {
+		return &dingtalk.ValidationError{Field: "app", Reason: fmt.Sprintf("unknown app %q: app names are 1-64 of a-z 0-9 _ -", m.App)}
+	}
+	if err := dingtalk.ValidateRecipients(m.UserIDs, m.DeptIDs, m.ToAllUser); err != nil {
+		return err
+	}
+	if err := m.Msg.Validate(); err != nil {
+		var ve *dingtalk.ValidationError
+		if errors.As(err, &ve) {
+			return &dingtalk.ValidationError{Field: "msg." + ve.Field, Reason: ve.Reason}
+		}
+		return err
+	}
+	if k := m.IdempotencyKey; k != "" && (len(k) > MaxIdempotencyKeyLen || !idempotencyKeyRE.MatchString(k)) {
+		return &dingtalk.ValidationError{Field: "idempotency_key",
+			Reason: fmt.Sprintf("at most %d printable ASCII characters without spaces", MaxIdempotencyKeyLen)}
+	}
+	return nil
+}
+
+// Config configures a Producer.
+type Config struct {
+	// Redis is the connection to the Redis that holds dingq's queues and
+	// outcomes. Required. The producer does not close it.
+	Redis redis.UniversalClient
+	// KeyPrefix starts every key dingq writes. If empty, "dingq".
+	KeyPrefix string
+	// Retention is how long outcomes are kept after their last change. If
+	// zero, 7 days.
+	Retention time.Duration
+	// Apps, if not empty, lists the app names Send accepts; others are
+	// refused at once. If empty, every name is accepted and a worker that
+	// does not know it fails the message.
+	Apps []string
+	// MaxRetry is how many failed attempts a message gets. If zero,
+	// DefaultMaxRetry.
+	MaxRetry int
+}
+
+// Producer hands messages to dingq. It is safe for concurrent use.
+type Producer struct {
+	client   *asynq.Client
+	store    *outcome.Store
+	apps     []string
+	maxRetry int
+	now      func() time.Time
+}
+
+// New returns a producer on cfg.Redis.
+func New(cfg Config) (*Producer, error) {
+	if cfg.Redis == nil {
+		return nil, errors.New("producer: Config.Redis is required")
+	}
+	if cfg.MaxRetry < 0 {
+		return nil, fmt.Errorf("producer: Config.MaxRetry must be >= 0, got %d", cfg.MaxRetry)
+	}
+	if cfg.MaxRetry == 0 {
+		cfg.MaxRetry = DefaultMaxRetry
+	}
+	return &Producer{
+		client:   asynq.NewClientFromRedisClient(cfg.Redis),
+		store:    outcome.NewStore(cfg.Redis, cfg.KeyPrefix, cfg.Retention),
+		apps:     slices.Clone(cfg.Apps),
+		maxRetry: cfg.MaxRetry,
+		now:      time.Now,
+	}, nil
+}
+
+// Send validates m, records it as queued and enqueues it, and returns its
+// id. It returns once the message is safely in Redis, without waiting for
+// DingTalk. A message with an IdempotencyKey already used for the same app
+// returns the first message's id and enqueues nothing, or
+// ErrIdempotencyConflict if that key stood for a different message.
+func (p *Producer) Send(ctx context.Context, m *Message) (string, error) {
+	if err := m.Validate(); err != nil {
+		return "", err
+	}
+	if len(p.apps) > 0 && !slices.Contains(p.apps, m.App) {
+		return "", &dingtalk.ValidationError{Field: "app", Reason: fmt.Sprintf("unknown app %q", m.App)}
+	}
+	payload := &MessageSendPayload{App: m.App, UserIDs: m.UserIDs, DeptIDs: m.DeptIDs,
+		ToAllUser: m.ToAllUser, Msg: m.Msg}
+	fp, err := fingerprint(payload, m.SendAt)
+	if err != nil {
+		return "", err
+	}
+	id, err := newID()
+	if err != nil {
+		return "", err
+	}
+	if m.IdempotencyKey != "" {
+		var existed bool
+		id, existed, err = p.store.Reserve(ctx, m.App, m.IdempotencyKey, id)
+		if err != nil {
+			return "", err
+		}
+		if existed {
+			return p.resume(ctx, id, fp, payload, m.SendAt)
+		}
+	}
+	payload.ID = id
+	rec := &outcome.Outcome{ID: id, App: m.App, Recipients: len(m.UserIDs) + len(m.DeptIDs), SendAt: m.SendAt}
+	if _, err := p.store.Create(ctx, rec, fp); err != nil {
+		return "", err
+	}
+	if err := p.enqueue(ctx, payload, m.SendAt); err != nil {
+		if m.IdempotencyKey == "" {
+			// Nobody can ask for this id again: don't leave a record that
+			// says queued for a message that is not.
+			_ = p.store.Delete(context.WithoutCancel(ctx), id)
+		}
+		return "", err
+	}
+	return id, nil
+}
+
+// resume handles a repeated idempotency key: the same message gets its
+// first id back, and is enqueued only if the first Send was cut short
+// before its task reached the queue.
+func (p *Producer) resume(ctx context.Context, id, fp string, payload *MessageSendPayload, sendAt time.Time) (string, error) {
+	prev, err := p.store.Fingerprint(ctx, id)
+	switch {
+	case errors.Is(err, outcome.ErrNotFound):
+		// The first Send reserved the key and stopped before recording.
+	case err != nil:
+		return "", err
+	case prev != fp:
+		return "", ErrIdempotencyConflict
+	}
+	payload.ID = id
+	rec := &outcome.Outcome{ID: id, App: payload.App, Recipients: len(payload.UserIDs) + len(payload.DeptIDs), SendAt: sendAt}
+	if _, err := p.store.Create(ctx, rec, fp); err != nil {
+		return "", err
+	}
+	o, err := p.store.Get(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	if o.Status != outcome.StatusQueued {
+		// A worker has taken it: it is in the queue or done.
+		return id, nil
+	}
+	// Queued: the task is in asynq (TaskID conflict, nothing added) unless
+	// the first Send stopped before enqueueing it.
+	return id, p.enqueue(ctx, payload, sendAt)
+}
+
+func (p *Producer) enqueue(ctx context.Context, payload *MessageSendPayload, sendAt time.Time) error {
+	opts := []asynq.Option{asynq.Queue(QueueDefault), asynq.MaxRetry(p.maxRetry)}
+	if sendAt.After(p.now()) {
+		// asynq schedules in whole seconds and runs a task once its second
+		// has begun: round up, so a message is never sent before send_at.
+		at := sendAt.Truncate(time.Second)
+		if at.Before(sendAt) {
+			at = at.Add(time.Second)
+		}
+		opts = append(opts, asynq.ProcessAt(at))
+	}
+	task, err := NewMessageSendTask(payload, opts...)
+	if err != nil {
+		return err
+	}
+	_, err = p.client.EnqueueContext(ctx, task)
+	if errors.Is(err, asynq.ErrTaskIDConflict) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("producer: enqueueing message %s: %w", payload.ID, err)
+	}
+	return nil
+}
+
+// Status returns what became of message id, or ErrNotFound.
+func (p *Producer) Status(ctx context.Context, id string) (*Outcome, error) {
+	return p.store.Get(ctx, id)
+}
+
+// Ping reports whether Redis answers.
+func (p *Producer) Ping() error { return p.client.Ping() }
+
+// Close releases the producer. It does not close Config.Redis.
+func (p *Producer) Close() error { return nil }
+
+func newID() (string, error) {
+	u, err := uuid.NewV7()
+	if err != nil {
+		return "", fmt.Errorf("producer: making a message id: %w", err)
+	}
+	return u.String(), nil
+}
+
+func fingerprint(p *MessageSendPayload, sendAt time.Time) (string, error) {
+	b, err := json.Marshal(struct {
+		P      *MessageSendPayload `json:"p"`
+		SendAt int64               `json:"s"`
+	}{p, sendAt.UnixMilli()})
+	if err != nil {
+		return "", fmt.Errorf("producer: encoding message: %w", err)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16]), nil
+}

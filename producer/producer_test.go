@@ -1,0 +1,178 @@
+package producer_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/dingq/dingq/dingtalk"
+	"github.com/dingq/dingq/producer"
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+)
+
+func setup(t *testing.T, cfg producer.Config) (*producer.Producer, *asynq.Inspector, *miniredis.Miniredis) {
+	t.Helper()
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { _ = rdb.Close() })
+	cfg.Redis = rdb
+	p, err := producer.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, asynq.NewInspectorFromRedisClient(rdb), mr
+}
+
+func size(t *testing.T, insp *asynq.Inspector) int {
+	t.Helper()
+	q, err := insp.GetQueueInfo(producer.QueueDefault)
+	if err != nil {
+		return 0
+	}
+	return q.Size
+}
+
+func TestSendRecordsAndEnqueues(t *testing.T) {
+	p, insp, _ := setup(t, producer.Config{})
+	ctx := context.Background()
+	id, err := p.Send(ctx, &producer.Message{App: "hr", UserIDs: []string{"u1", "u2"}, DeptIDs: []string{"7"},
+		Msg: dingtalk.TextMessage("hi")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := p.Status(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Status != producer.StatusQueued || o.App != "hr" || o.Recipients != 3 || o.Attempts != 0 {
+		t.Errorf("outcome %+v", o)
+	}
+	info, err := insp.GetTaskInfo(producer.QueueDefault, id)
+	if err != nil {
+		t.Fatalf("task %s not in the queue: %v", id, err)
+	}
+	p2, err := producer.DecodeMessageSend(asynq.NewTask(info.Type, info.Payload))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Type != producer.TypeMessageSend || p2.ID != id || p2.App != "hr" || len(p2.UserIDs) != 2 || p2.Msg.Text.Content != "hi" {
+		t.Errorf("task %s %+v", info.Type, p2)
+	}
+	if info.MaxRetry != producer.DefaultMaxRetry {
+		t.Errorf("max retry: got %d, want %d", info.MaxRetry, producer.DefaultMaxRetry)
+	}
+}
+
+func TestSendRefusesBadInput(t *testing.T) {
+	p, insp, _ := setup(t, producer.Config{Apps: []string{"hr"}})
+	tests := []struct {
+		name  string
+		msg   producer.Message
+		field string
+	}{
+		{name: "no app", msg: producer.Message{UserIDs: []string{"u1"}, Msg: dingtalk.TextMessage("x")}, field: "app"},
+		{name: "unknown app", msg: producer.Message{App: "ops", UserIDs: []string{"u1"}, Msg: dingtalk.TextMessage("x")}, field: "app"},
+		{name: "app with colon", msg: producer.Message{App: "hr:x", UserIDs: []string{"u1"}, Msg: dingtalk.TextMessage("x")}, field: "app"},
+		{name: "no recipients", msg: producer.Message{App: "hr", Msg: dingtalk.TextMessage("x")}, field: "userid_list"},
+		{name: "empty text", msg: producer.Message{App: "hr", UserIDs: []string{"u1"}, Msg: dingtalk.TextMessage("")}, field: "msg.text.content"},
+		{name: "bad idempotency key", msg: producer.Message{App: "hr", UserIDs: []string{"u1"}, Msg: dingtalk.TextMessage("x"), IdempotencyKey: "a b"}, field: "idempotency_key"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := p.Send(context.Background(), &tt.msg)
+			var ve *dingtalk.ValidationError
+			if !errors.As(err, &ve) || ve.Field != tt.field {
+				t.Errorf("error %v, want a ValidationError naming %s", err, tt.field)
+			}
+		})
+	}
+	if n := size(t, insp); n != 0 {
+		t.Errorf("tasks enqueued: %d, want 0", n)
+	}
+}
+
+func TestIdempotencyKey(t *testing.T) {
+	p, insp, _ := setup(t, producer.Config{})
+	ctx := context.Background()
+	m := &producer.Message{App: "hr", UserIDs: []string{"u1"}, Msg: dingtalk.TextMessage("pay day"), IdempotencyKey: "payroll-2026-11"}
+	first, err := p.Send(ctx, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		again, err := p.Send(ctx, m)
+		if err != nil || again != first {
+			t.Fatalf("repeat: id %q err %v, want %q", again, err, first)
+		}
+	}
+	if n := size(t, insp); n != 1 {
+		t.Errorf("tasks: got %d, want 1", n)
+	}
+	other := *m
+	other.Msg = dingtalk.TextMessage("something else")
+	if _, err := p.Send(ctx, &other); !errors.Is(err, producer.ErrIdempotencyConflict) {
+		t.Errorf("same key, other message: %v, want ErrIdempotencyConflict", err)
+	}
+	otherApp := *m
+	otherApp.App = "ops"
+	if id, err := p.Send(ctx, &otherApp); err != nil || id == first {
+		t.Errorf("same key, other app: id %q err %v, want a new id", id, err)
+	}
+}
+
+func TestIdempotentRetryAfterEnqueueFailed(t *testing.T) {
+	p, insp, mr := setup(t, producer.Config{})
+	ctx := context.Background()
+	m := &producer.Message{App: "hr", UserIDs: []string{"u1"}, Msg: dingtalk.TextMessage("x"), IdempotencyKey: "k1"}
+	id, err := p.Send(ctx, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first Send's task is lost (as if the process died before
+	// enqueueing it): a retry with the same key must enqueue it.
+	if err := insp.DeleteTask(producer.QueueDefault, id); err != nil {
+		t.Fatal(err)
+	}
+	again, err := p.Send(ctx, m)
+	if err != nil || again != id {
+		t.Fatalf("retry: %q %v", again, err)
+	}
+	if _, err := insp.GetTaskInfo(producer.QueueDefault, id); err != nil {
+		t.Errorf("task not enqueued again: %v", err)
+	}
+	// Redis down: Send fails with an error, not a panic or a false id.
+	mr.Close()
+	if _, err := p.Send(ctx, &producer.Message{App: "hr", UserIDs: []string{"u1"}, Msg: dingtalk.TextMessage("y")}); err == nil {
+		t.Error("Send with Redis down: no error")
+	}
+}
+
+func TestSendAtSchedules(t *testing.T) {
+	p, insp, _ := setup(t, producer.Config{})
+	at := time.Now().Add(time.Hour).Add(300 * time.Millisecond)
+	id, err := p.Send(context.Background(), &producer.Message{App: "hr", UserIDs: []string{"u1"}, Msg: dingtalk.TextMessage("x"), SendAt: at})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := insp.GetTaskInfo(producer.QueueDefault, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State != asynq.TaskStateScheduled || info.NextProcessAt.Before(at) {
+		t.Errorf("task %v at %v, want scheduled no earlier than %v", info.State, info.NextProcessAt, at)
+	}
+	o, _ := p.Status(context.Background(), id)
+	if !o.SendAt.Equal(at.Truncate(time.Millisecond)) {
+		t.Errorf("outcome send_at %v, want %v", o.SendAt, at)
+	}
+}
+
+func TestStatusUnknown(t *testing.T) {
+	p, _, _ := setup(t, producer.Config{})
+	if _, err := p.Status(context.Background(), "nope"); !errors.Is(err, producer.ErrNotFound) {
+		t.Errorf("got %v, want ErrNotFound", err)
+	}
+}
