@@ -1,0 +1,176 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dingq/dingq/dingtalk"
+	"github.com/dingq/dingq/internal/outcome"
+	"github.com/dingq/dingq/internal/token"
+	"github.com/dingq/dingq/producer"
+	"github.com/hibiken/asynq"
+	"go.uber.org/zap"
+)
+
+// App is a DingTalk app the worker sends as.
+type App struct {
+	// Name is what producers call it (dingtalk.apps[].name).
+	Name        string
+	Credentials dingtalk.Credentials
+	AgentID     int64
+}
+
+// Handlers holds the task handlers and what they share.
+type Handlers struct {
+	apps   map[string]App
+	client *dingtalk.Client
+	tokens *token.Cache
+	store  *outcome.Store
+	log    *zap.Logger
+}
+
+// errUnknownApp fails a message for an app the worker is not configured for.
+var errUnknownApp = errors.New("unknown app")
+
+// HandleMessageSend sends one work notification: it marks the message
+// sending, takes the app's token, calls asyncsend_v2 (once more with a fresh
+// token if DingTalk refused the token), and records what DingTalk said. A
+// message already sent, failed or canceled is skipped, so a task the queue
+// delivers twice is not sent twice.
+func (h *Handlers) HandleMessageSend(ctx context.Context, t *asynq.Task) error {
+	p, err := producer.DecodeMessageSend(t)
+	if err != nil {
+		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	}
+	annotate(ctx, zap.String("message_id", p.ID), zap.String("app", p.App))
+
+	n, err := h.store.Apply(ctx, p.ID, outcome.Transition{To: outcome.StatusSending, NewAttempt: true})
+	if errors.Is(err, outcome.ErrNotFound) {
+		// Enqueued without a record (by hand, or the record expired): make one.
+		rec := &outcome.Outcome{ID: p.ID, App: p.App, Recipients: len(p.UserIDs) + len(p.DeptIDs)}
+		if _, err = h.store.Create(ctx, rec, ""); err == nil {
+			n, err = h.store.Apply(ctx, p.ID, outcome.Transition{To: outcome.StatusSending, NewAttempt: true})
+		}
+	}
+	var te *outcome.TerminalError
+	if errors.As(err, &te) {
+		annotate(ctx, zap.String("status", string(te.Status)), zap.Bool("duplicate", true))
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	annotate(ctx, zap.Int("attempt", n))
+
+	app, ok := h.apps[p.App]
+	if !ok {
+		return h.finish(ctx, p.ID, n, fmt.Errorf("%w %q: not in this worker's dingtalk.apps", errUnknownApp, p.App))
+	}
+	req := &dingtalk.SendRequest{AgentID: app.AgentID, UserIDs: p.UserIDs, DeptIDs: p.DeptIDs,
+		ToAllUser: p.ToAllUser, Msg: p.Msg}
+	res, err := h.send(ctx, app, req)
+	if err != nil {
+		return h.finish(ctx, p.ID, n, err)
+	}
+	annotate(ctx, zap.Int64("dingtalk_task_id", res.TaskID), zap.String("request_id", res.RequestID),
+		zap.String("status", string(outcome.StatusSent)))
+	// DingTalk has the message: record that before anything else, and never
+	// answer the queue with an error that would send it again.
+	tr := outcome.Transition{To: outcome.StatusSent, TaskID: res.TaskID, RequestID: res.RequestID,
+		Attempt: &outcome.Attempt{N: n, Result: outcome.StatusSent, RequestID: res.RequestID}}
+	if err := h.record(ctx, p.ID, tr); err != nil {
+		h.log.Error("message sent but its outcome could not be recorded",
+			zap.String("message_id", p.ID), zap.Int64("dingtalk_task_id", res.TaskID), zap.Error(err))
+	}
+	return nil
+}
+
+// send calls asyncsend_v2 with app's cached token; when DingTalk refuses the
+// token it drops it, fetches one new one and calls once more.
+func (h *Handlers) send(ctx context.Context, app App, req *dingtalk.SendRequest) (*dingtalk.SendResult, error) {
+	tok, err := h.tokens.Token(ctx, app.Name, app.Credentials)
+	if err != nil {
+		return nil, err
+	}
+	res, err := h.client.SendWorkNotification(ctx, tok, req)
+	if dingtalk.Classify(err) != dingtalk.ClassTokenInvalid {
+		return res, err
+	}
+	h.tokens.Invalidate(app.Name, tok)
+	if tok, err = h.tokens.Token(ctx, app.Name, app.Credentials); err != nil {
+		return nil, err
+	}
+	return h.client.SendWorkNotification(ctx, tok, req)
+}
+
+// finish records a failed attempt and tells the queue what follows: a
+// permanent error or the last allowed failure ends the message (failed,
+// SkipRetry); anything else is retried; a cancelled context hands the task
+// back untouched.
+func (h *Handlers) finish(ctx context.Context, id string, n int, err error) error {
+	info := errorInfo(err)
+	class := classify(err)
+	annotate(ctx, zap.Int("errcode", info.Code), zap.String("error_class", class.String()))
+
+	retried, _ := asynq.GetRetryCount(ctx)
+	maxRetry, known := asynq.GetMaxRetry(ctx)
+	exhausted := known && retried >= maxRetry
+	final := class == dingtalk.ClassPermanent ||
+		(exhausted && class != dingtalk.ClassThrottled && class != dingtalk.ClassCanceled)
+	to := outcome.StatusRetrying
+	if final {
+		to = outcome.StatusFailed
+	}
+	annotate(ctx, zap.String("status", string(to)))
+	tr := outcome.Transition{To: to, Err: info, Attempt: &outcome.Attempt{N: n, Result: to, Error: info}}
+	if rerr := h.record(ctx, id, tr); rerr != nil {
+		h.log.Error("outcome could not be recorded", zap.String("message_id", id), zap.Error(rerr))
+	}
+	if final {
+		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	}
+	return err
+}
+
+// record applies a transition even when ctx is done (a shutdown must still
+// write down what happened), trying a few times over Redis hiccups.
+func (h *Handlers) record(ctx context.Context, id string, tr outcome.Transition) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	var err error
+	for i := range 3 {
+		if _, err = h.store.Apply(ctx, id, tr); err == nil || errors.Is(err, outcome.ErrTerminal) {
+			return nil
+		}
+		select {
+		case <-time.After(time.Duration(100<<i) * time.Millisecond):
+		case <-ctx.Done():
+			return err
+		}
+	}
+	return err
+}
+
+// errorInfo turns err into what the outcome shows: DingTalk's code and
+// message, never a URL or a token.
+func errorInfo(err error) *outcome.ErrorInfo {
+	info := &outcome.ErrorInfo{Class: classify(err).String(), Message: err.Error()}
+	var de *dingtalk.Error
+	if errors.As(err, &de) {
+		info.Code, info.SubCode = de.Code, de.SubCode
+		if de.ErrorCode != "" {
+			info.SubCode = de.ErrorCode
+		}
+	}
+	return info
+}
+
+// classify is dingtalk.Classify plus the worker's own permanent errors.
+func classify(err error) dingtalk.Class {
+	if errors.Is(err, errUnknownApp) {
+		return dingtalk.ClassPermanent
+	}
+	return dingtalk.Classify(err)
+}

@@ -1,0 +1,182 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dingq/dingq/dingtalk"
+	"github.com/dingq/dingq/internal/outcome"
+	"github.com/dingq/dingq/internal/token"
+	"github.com/dingq/dingq/producer"
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+)
+
+// DefaultQueues are the queues a worker serves and their weights: critical
+// work is taken six times as often as bulk work, and bulk is never starved.
+var DefaultQueues = map[string]int{
+	producer.QueueCritical: 6,
+	producer.QueueDefault:  3,
+	producer.QueueBulk:     1,
+}
+
+// Defaults of a Worker.
+const (
+	DefaultConcurrency     = 20
+	DefaultShutdownTimeout = 30 * time.Second
+	DefaultPollInterval    = 250 * time.Millisecond
+)
+
+// Config configures a Worker.
+type Config struct {
+	// Redis is the connection to dingq's Redis. Required; not closed by the
+	// worker.
+	Redis redis.UniversalClient
+	// KeyPrefix starts every key dingq writes. If empty, "dingq".
+	KeyPrefix string
+	// Retention is how long outcomes are kept. If zero, 7 days.
+	Retention time.Duration
+	// Apps are the DingTalk apps to send as. At least one.
+	Apps []App
+	// Client calls DingTalk. Required.
+	Client *dingtalk.Client
+	// Concurrency is how many tasks run at once. If zero, 20.
+	Concurrency int
+	// RetryBaseDelay and RetryMaxDelay bound the exponential backoff of
+	// retried errors. If zero, 1s and 10m.
+	RetryBaseDelay time.Duration
+	RetryMaxDelay  time.Duration
+	// ShutdownTimeout is how long Shutdown waits for running tasks before
+	// handing them back to the queue. If zero, 30s.
+	ShutdownTimeout time.Duration
+	// PollInterval is how often idle workers look for new tasks. If zero,
+	// 250ms.
+	PollInterval time.Duration
+	// Logger receives the worker's logs. If nil, nothing is logged.
+	Logger *zap.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.Concurrency == 0 {
+		c.Concurrency = DefaultConcurrency
+	}
+	if c.RetryBaseDelay == 0 {
+		c.RetryBaseDelay = DefaultRetryBaseDelay
+	}
+	if c.RetryMaxDelay == 0 {
+		c.RetryMaxDelay = DefaultRetryMaxDelay
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.PollInterval == 0 {
+		c.PollInterval = DefaultPollInterval
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+}
+
+// Validate reports the first field of c that cannot work.
+func (c *Config) Validate() error {
+	switch {
+	case c.Redis == nil:
+		return errors.New("worker: Config.Redis is required")
+	case c.Client == nil:
+		return errors.New("worker: Config.Client is required")
+	case len(c.Apps) == 0:
+		return errors.New("worker: Config.Apps: at least one app is required")
+	case c.Concurrency < 0:
+		return fmt.Errorf("worker: Config.Concurrency must be >= 0, got %d", c.Concurrency)
+	case c.RetryMaxDelay < c.RetryBaseDelay:
+		return fmt.Errorf("worker: Config.RetryMaxDelay (%s) is below RetryBaseDelay (%s)", c.RetryMaxDelay, c.RetryBaseDelay)
+	}
+	seen := map[string]bool{}
+	for i, a := range c.Apps {
+		switch {
+		case a.Name == "":
+			return fmt.Errorf("worker: Config.Apps[%d].Name is required", i)
+		case seen[a.Name]:
+			return fmt.Errorf("worker: Config.Apps[%d].Name %q is used twice", i, a.Name)
+		case a.AgentID <= 0:
+			return fmt.Errorf("worker: Config.Apps[%d].AgentID must be > 0", i)
+		}
+		if err := a.Credentials.Validate(); err != nil {
+			return fmt.Errorf("worker: Config.Apps[%d].Credentials: %w", i, err)
+		}
+		seen[a.Name] = true
+	}
+	return nil
+}
+
+// Worker is one worker process's asynq server with dingq's handlers.
+type Worker struct {
+	srv      *asynq.Server
+	mux      *asynq.ServeMux
+	handlers *Handlers
+}
+
+// New returns a worker for cfg; Start or Run starts it.
+func New(cfg Config) (*Worker, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	h := &Handlers{
+		apps:   make(map[string]App, len(cfg.Apps)),
+		client: cfg.Client,
+		tokens: token.NewCache(cfg.Client),
+		store:  outcome.NewStore(cfg.Redis, cfg.KeyPrefix, cfg.Retention),
+		log:    cfg.Logger,
+	}
+	for _, a := range cfg.Apps {
+		h.apps[a.Name] = a
+	}
+	srv := asynq.NewServerFromRedisClient(cfg.Redis, asynq.Config{
+		Concurrency:              cfg.Concurrency,
+		Queues:                   DefaultQueues,
+		RetryDelayFunc:           retryDelay(cfg.RetryBaseDelay, cfg.RetryMaxDelay),
+		IsFailure:                isFailure,
+		ShutdownTimeout:          cfg.ShutdownTimeout,
+		TaskCheckInterval:        cfg.PollInterval,
+		DelayedTaskCheckInterval: cfg.PollInterval,
+		Logger:                   cfg.Logger.Named("asynq").WithOptions(zap.AddCallerSkip(1)).Sugar(),
+		LogLevel:                 asynqLevel(cfg.Logger),
+	})
+	mux := asynq.NewServeMux()
+	mux.Use(Logging(cfg.Logger))
+	mux.HandleFunc(producer.TypeMessageSend, h.HandleMessageSend)
+	return &Worker{srv: srv, mux: mux, handlers: h}, nil
+}
+
+// Start starts taking tasks and returns; Shutdown stops.
+func (w *Worker) Start() error { return w.srv.Start(w.mux) }
+
+// Shutdown stops taking tasks, waits up to the shutdown timeout for running
+// ones and hands the rest back to the queue.
+func (w *Worker) Shutdown() { w.srv.Shutdown() }
+
+// Run starts the worker and shuts it down when ctx is done.
+func (w *Worker) Run(ctx context.Context) error {
+	if err := w.Start(); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	w.Shutdown()
+	return nil
+}
+
+func asynqLevel(l *zap.Logger) asynq.LogLevel {
+	switch {
+	case l.Core().Enabled(zap.DebugLevel):
+		return asynq.DebugLevel
+	case l.Core().Enabled(zap.InfoLevel):
+		return asynq.InfoLevel
+	case l.Core().Enabled(zap.WarnLevel):
+		return asynq.WarnLevel
+	}
+	return asynq.ErrorLevel
+}
