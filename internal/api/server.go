@@ -1,0 +1,243 @@
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/dingq/dingq/dingtalk"
+	"github.com/dingq/dingq/producer"
+	"go.uber.org/zap"
+)
+
+// DefaultMaxBodyBytes bounds a request body when no limit is configured.
+const DefaultMaxBodyBytes = 1 << 20
+
+// Config configures the API's handler.
+type Config struct {
+	// Producer accepts messages and reads outcomes. Required.
+	Producer *producer.Producer
+	// Tokens are the bearer tokens accepted. If empty, the API is open: the
+	// configuration allows that only on a loopback address.
+	Tokens []string
+	// MaxBodyBytes bounds a request body; larger ones get 413. If zero, 1 MiB.
+	MaxBodyBytes int64
+	// Logger receives one line per request. If nil, nothing is logged.
+	Logger *zap.Logger
+}
+
+// Server is the API's http.Handler.
+type Server struct {
+	producer *producer.Producer
+	tokens   [][32]byte
+	maxBody  int64
+	log      *zap.Logger
+	mux      *http.ServeMux
+}
+
+// New returns the API handler for cfg.
+func New(cfg Config) (*Server, error) {
+	if cfg.Producer == nil {
+		return nil, errors.New("api: Config.Producer is required")
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	s := &Server{producer: cfg.Producer, maxBody: cfg.MaxBodyBytes, log: cfg.Logger, mux: http.NewServeMux()}
+	for _, t := range cfg.Tokens {
+		s.tokens = append(s.tokens, sha256.Sum256([]byte(t)))
+	}
+	s.mux.HandleFunc("POST /v1/messages", s.auth(s.handleSend))
+	s.mux.HandleFunc("GET /v1/messages/{id}", s.auth(s.handleStatus))
+	s.mux.HandleFunc("GET /healthz", s.handleHealth)
+	s.mux.HandleFunc("GET /readyz", s.handleReady)
+	s.mux.HandleFunc("/", s.handleNotFound)
+	return s, nil
+}
+
+// ServeHTTP implements http.Handler: it logs every request (never its
+// body or Authorization header) and turns a panic into a 500.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rw := &statusWriter{ResponseWriter: w}
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("api: panic serving request", zap.String("path", r.URL.Path), zap.Any("panic", p), zap.Stack("stack"))
+			if rw.status == 0 {
+				writeError(rw, http.StatusInternalServerError, CodeInternal, "", "internal error")
+			}
+		}
+		s.log.Info("api request", zap.String("method", r.Method), zap.String("path", r.URL.Path),
+			zap.Int("status", rw.status), zap.Duration("took", time.Since(start)),
+			zap.String("remote", r.RemoteAddr))
+	}()
+	s.mux.ServeHTTP(rw, r)
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// auth lets a request through when it carries one of the tokens (compared
+// in constant time) or when no token is configured.
+func (s *Server) auth(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if len(s.tokens) == 0 {
+			next(w, r)
+			return
+		}
+		scheme, given, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+		if ok && strings.EqualFold(scheme, "Bearer") {
+			sum := sha256.Sum256([]byte(strings.TrimSpace(given)))
+			match := 0
+			for i := range s.tokens {
+				match |= subtle.ConstantTimeCompare(sum[:], s.tokens[i][:])
+			}
+			if match == 1 {
+				next(w, r)
+				return
+			}
+		}
+		w.Header().Set("WWW-Authenticate", `Bearer realm="dingq"`)
+		writeError(w, http.StatusUnauthorized, CodeUnauthenticated, "", "missing or wrong bearer token in the Authorization header")
+	}
+}
+
+// SendResponse is the answer to an accepted message.
+type SendResponse struct {
+	ID     string `json:"id"`
+	Status string `json:"status"`
+}
+
+func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
+			writeError(w, http.StatusUnsupportedMediaType, CodeUnsupportedType, "", "Content-Type must be application/json, got %q", ct)
+			return
+		}
+	}
+	var m producer.Message
+	if err := decodeJSON(w, r, s.maxBody, &m); err != nil {
+		status, field, msg := decodeError(err)
+		code := CodeInvalidArgument
+		if status == http.StatusRequestEntityTooLarge {
+			code = CodeTooLarge
+		}
+		writeError(w, status, code, field, "%s", msg)
+		return
+	}
+	id, err := s.producer.Send(r.Context(), &m)
+	var ve *dingtalk.ValidationError
+	switch {
+	case errors.As(err, &ve):
+		writeError(w, http.StatusBadRequest, CodeInvalidArgument, ve.Field, "%s", ve.Reason)
+	case errors.Is(err, producer.ErrIdempotencyConflict):
+		writeError(w, http.StatusConflict, CodeConflict, "idempotency_key", "this idempotency_key was already used for a different message")
+	case errors.Is(err, context.Canceled):
+		// The client went away; nothing useful to answer.
+	case err != nil:
+		s.log.Error("api: accepting a message failed", zap.String("app", m.App), zap.Error(err))
+		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "", "the message could not be queued; try again with the same idempotency_key")
+	default:
+		writeJSON(w, http.StatusAccepted, SendResponse{ID: id, Status: string(producer.StatusQueued)})
+	}
+}
+
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !idPattern.MatchString(id) {
+		writeError(w, http.StatusNotFound, CodeNotFound, "id", "no message %q", id)
+		return
+	}
+	o, err := s.producer.Status(r.Context(), id)
+	switch {
+	case errors.Is(err, producer.ErrNotFound):
+		writeError(w, http.StatusNotFound, CodeNotFound, "id", "no message %q (unknown, or older than the retention)", id)
+	case err != nil:
+		s.log.Error("api: reading an outcome failed", zap.String("message_id", id), zap.Error(err))
+		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "", "the outcome could not be read; try again")
+	default:
+		writeJSON(w, http.StatusOK, o)
+	}
+}
+
+func (s *Server) handleHealth(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
+	if err := s.producer.Ping(); err != nil {
+		s.log.Warn("api: not ready: redis does not answer", zap.Error(err))
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "redis unreachable"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// allowed lists the methods of the API's paths, for 405 answers.
+func allowed(path string) string {
+	switch {
+	case path == "/v1/messages":
+		return http.MethodPost
+	case idPattern.MatchString(strings.TrimPrefix(path, "/v1/messages/")) && strings.HasPrefix(path, "/v1/messages/"):
+		return http.MethodGet
+	case path == "/healthz", path == "/readyz":
+		return http.MethodGet
+	}
+	return ""
+}
+
+func (s *Server) handleNotFound(w http.ResponseWriter, r *http.Request) {
+	if allow := allowed(r.URL.Path); allow != "" {
+		w.Header().Set("Allow", allow)
+		writeError(w, http.StatusMethodNotAllowed, CodeMethod, "", "%s %s: use %s", r.Method, r.URL.Path, allow)
+		return
+	}
+	writeError(w, http.StatusNotFound, CodeNotFound, "", "no route %s %s", r.Method, r.URL.Path)
+}
+
+// decodeJSON reads one JSON object of at most limit bytes into v,
+// refusing unknown fields and trailing data.
+func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
+		return errTrailingData
+	}
+	return nil
+}
