@@ -1,0 +1,53 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/dingq/dingq/internal/api"
+	"github.com/dingq/dingq/producer"
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+)
+
+func newAPICmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "api",
+		Short: "Serve the HTTP API: POST /v1/messages, GET /v1/messages/{id}, /healthz, /readyz",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			e, p, err := setupProducer(cmd.Context(), g.configPath)
+			if err != nil {
+				return err
+			}
+			defer e.close()
+			ln, err := net.Listen("tcp", e.cfg.API.Listen)
+			if err != nil {
+				return fmt.Errorf("api.listen: %w", err)
+			}
+			e.log.Info("api listening", zap.String("addr", ln.Addr().String()), zap.Int("tokens", len(e.cfg.API.Tokens)))
+			return serveAPI(cmd.Context(), ln, p, e.cfg.API.Tokens, e.cfg.API.MaxBodyBytes, e.log)
+		},
+	}
+}
+
+// serveAPI serves the API on ln until ctx is done, then drains requests for
+// up to 10 seconds.
+func serveAPI(ctx context.Context, ln net.Listener, p *producer.Producer, tokens []string, maxBody int64, log *zap.Logger) error {
+	h, err := api.New(api.Config{Producer: p, Tokens: tokens, MaxBodyBytes: maxBody, Logger: log.Named("api")})
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          zap.NewStdLog(log.Named("http")),
+	}
+	return serveUntil(ctx, srv, ln)
+}

@@ -1,0 +1,184 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/dingq/dingq/dingtalk"
+	"github.com/dingq/dingq/producer"
+	"github.com/spf13/cobra"
+)
+
+type sendFlags struct {
+	app, text, mdTitle, markdown, msgJSON, msgFile string
+	users, depts                                   []string
+	toAll                                          bool
+	idemKey, sendAt                                string
+	wait                                           bool
+	waitTimeout                                    time.Duration
+}
+
+func newSendCmd(g *globals) *cobra.Command {
+	f := &sendFlags{}
+	cmd := &cobra.Command{
+		Use:   "send",
+		Short: "Queue one work notification and print its id",
+		Example: `  dingq send --app hr --user u1,u2 --text "Payroll is out"
+  dingq send --app hr --dept 42 --markdown-title Release --markdown "# v2 is live" --wait
+  dingq send --app hr --user u1 --msg '{"msgtype":"link","link":{...}}'`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			m, err := f.message(cmd.InOrStdin())
+			if err != nil {
+				return err
+			}
+			e, p, err := setupProducer(cmd.Context(), g.configPath)
+			if err != nil {
+				return err
+			}
+			defer e.close()
+			id, err := p.Send(cmd.Context(), m)
+			var ve *dingtalk.ValidationError
+			if errors.As(err, &ve) {
+				return fmt.Errorf("invalid message: %s: %s", flagName(ve.Field), ve.Reason)
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), id)
+			if !f.wait {
+				return nil
+			}
+			o, err := waitFor(cmd.Context(), p, id, f.waitTimeout, func(o *producer.Outcome) {
+				stderrf("%s  %s (attempts %d)\n", time.Now().Format("15:04:05"), o.Status, o.Attempts)
+			})
+			if err != nil {
+				return err
+			}
+			printOutcome(cmd.OutOrStdout(), o)
+			if o.Status != producer.StatusSent {
+				return exitError(2)
+			}
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.app, "app", "", "app name from dingtalk.apps (required)")
+	fl.StringSliceVar(&f.users, "user", nil, "user id; repeat or separate with commas (at most 100)")
+	fl.StringSliceVar(&f.depts, "dept", nil, "department id; repeat or separate with commas (at most 20)")
+	fl.BoolVar(&f.toAll, "to-all", false, "send to every user of the company (DingTalk allows 3 a day)")
+	fl.StringVar(&f.text, "text", "", "a text message")
+	fl.StringVar(&f.mdTitle, "markdown-title", "", "title of a markdown message")
+	fl.StringVar(&f.markdown, "markdown", "", "text of a markdown message")
+	fl.StringVar(&f.msgJSON, "msg", "", `any message as DingTalk's JSON, e.g. '{"msgtype":"text","text":{"content":"hi"}}'`)
+	fl.StringVar(&f.msgFile, "msg-file", "", "read the message JSON from a file (- for stdin)")
+	fl.StringVar(&f.idemKey, "idempotency-key", "", "the same key again returns the first message's id and sends nothing")
+	fl.StringVar(&f.sendAt, "send-at", "", "send later, at this RFC 3339 time")
+	fl.BoolVar(&f.wait, "wait", false, "wait until the message is sent or failed, showing its progress")
+	fl.DurationVar(&f.waitTimeout, "wait-timeout", 2*time.Minute, "give up waiting after this long")
+	_ = cmd.MarkFlagRequired("app")
+	return cmd
+}
+
+// message builds the producer message from the flags; exactly one message
+// source must be given.
+func (f *sendFlags) message(stdin io.Reader) (*producer.Message, error) {
+	m := &producer.Message{App: f.app, UserIDs: f.users, DeptIDs: f.depts, ToAllUser: f.toAll, IdempotencyKey: f.idemKey}
+	sources := 0
+	for _, set := range []bool{f.text != "", f.markdown != "" || f.mdTitle != "", f.msgJSON != "", f.msgFile != ""} {
+		if set {
+			sources++
+		}
+	}
+	if sources != 1 {
+		return nil, errors.New("give exactly one of --text, --markdown (with --markdown-title), --msg or --msg-file")
+	}
+	switch {
+	case f.text != "":
+		m.Msg = dingtalk.TextMessage(f.text)
+	case f.markdown != "" || f.mdTitle != "":
+		m.Msg = dingtalk.MarkdownMessage(f.mdTitle, f.markdown)
+	default:
+		raw := []byte(f.msgJSON)
+		if f.msgFile != "" {
+			var err error
+			if f.msgFile == "-" {
+				raw, err = io.ReadAll(io.LimitReader(stdin, 1<<20))
+			} else {
+				raw, err = os.ReadFile(f.msgFile)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("--msg-file: %w", err)
+			}
+		}
+		if err := json.Unmarshal(raw, &m.Msg); err != nil {
+			return nil, fmt.Errorf("--msg: not a DingTalk message in JSON: %w", err)
+		}
+	}
+	if f.sendAt != "" {
+		t, err := time.Parse(time.RFC3339, f.sendAt)
+		if err != nil {
+			return nil, fmt.Errorf("--send-at: want an RFC 3339 time such as 2026-11-23T09:00:00+08:00: %w", err)
+		}
+		m.SendAt = t
+	}
+	return m, nil
+}
+
+// flagName maps a message field to the flag that sets it, for errors.
+func flagName(field string) string {
+	switch field {
+	case "app":
+		return "--app"
+	case "userid_list":
+		return "--user"
+	case "dept_id_list":
+		return "--dept"
+	case "idempotency_key":
+		return "--idempotency-key"
+	}
+	return field
+}
+
+// waitFor polls message id until its status is terminal or timeout passes,
+// calling progress whenever the status or attempt count changes.
+func waitFor(ctx context.Context, p *producer.Producer, id string, timeout time.Duration, progress func(*producer.Outcome)) (*producer.Outcome, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	var last producer.Status
+	lastAttempts := -1
+	for {
+		o, err := p.Status(ctx, id)
+		if err != nil && !errors.Is(err, producer.ErrNotFound) {
+			return nil, err
+		}
+		if o != nil {
+			if o.Status != last || o.Attempts != lastAttempts {
+				last, lastAttempts = o.Status, o.Attempts
+				progress(o)
+			}
+			if o.Status.Terminal() {
+				return o, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("message %s: still %s after %s", id, last, timeout)
+		case <-tick.C:
+		}
+	}
+}
+
+func printOutcome(w io.Writer, o *producer.Outcome) {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(o)
+}

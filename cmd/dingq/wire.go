@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/dingq/dingq/dingtalk"
+	"github.com/dingq/dingq/internal/config"
+	"github.com/dingq/dingq/producer"
+	"github.com/dingq/dingq/worker"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// env is everything a command builds from the configuration.
+type env struct {
+	cfg   *config.Config
+	log   *zap.Logger
+	redis *redis.Client
+}
+
+// setup loads the configuration, makes the logger and connects to Redis.
+func setup(ctx context.Context, path string) (*env, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	log, err := newLogger(cfg.Log)
+	if err != nil {
+		return nil, err
+	}
+	rdb := redis.NewClient(redisOptions(cfg.Redis))
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		log.Warn("redis does not answer yet; continuing, it will be retried", zap.String("addr", cfg.Redis.Addr), zap.Error(err))
+	}
+	return &env{cfg: cfg, log: log, redis: rdb}, nil
+}
+
+func (e *env) close() {
+	_ = e.redis.Close()
+	_ = e.log.Sync()
+}
+
+func redisOptions(c config.Redis) *redis.Options {
+	return &redis.Options{Addr: c.Addr, Password: c.Password, DB: c.DB}
+}
+
+// newLogger returns a zap logger at level in format ("json" or "console").
+func newLogger(c config.Log) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(c.Level)
+	if err != nil {
+		return nil, fmt.Errorf("log.level: %w", err)
+	}
+	var zc zap.Config
+	if c.Format == "console" {
+		zc = zap.NewDevelopmentConfig()
+		zc.EncoderConfig.EncodeTime = zapcore.TimeEncoderOfLayout("15:04:05.000")
+		zc.DisableStacktrace = true
+	} else {
+		zc = zap.NewProductionConfig()
+		zc.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
+	}
+	zc.Level = zap.NewAtomicLevelAt(lvl)
+	zc.OutputPaths = []string{"stderr"}
+	return zc.Build()
+}
+
+func newDingTalkClient(c config.DingTalk) (*dingtalk.Client, error) {
+	return dingtalk.NewClient(dingtalk.WithBaseURL(c.BaseURL), dingtalk.WithTimeout(c.Timeout))
+}
+
+func workerApps(cfg *config.Config) []worker.App {
+	apps := make([]worker.App, 0, len(cfg.DingTalk.Apps))
+	for _, a := range cfg.DingTalk.Apps {
+		apps = append(apps, worker.App{Name: a.Name, AgentID: a.AgentID, Credentials: dingtalk.Credentials{
+			AppKey: a.AppKey, AppSecret: a.AppSecret, CorpID: a.CorpID, CorpSecret: a.CorpSecret}})
+	}
+	return apps
+}
+
+func appNames(cfg *config.Config) []string {
+	names := make([]string, 0, len(cfg.DingTalk.Apps))
+	for _, a := range cfg.DingTalk.Apps {
+		names = append(names, a.Name)
+	}
+	return names
+}
+
+func newWorker(cfg *config.Config, rdb redis.UniversalClient, log *zap.Logger) (*worker.Worker, error) {
+	client, err := newDingTalkClient(cfg.DingTalk)
+	if err != nil {
+		return nil, err
+	}
+	return worker.New(worker.Config{
+		Redis:           rdb,
+		KeyPrefix:       cfg.Redis.KeyPrefix,
+		Retention:       cfg.Outcome.Retention,
+		Apps:            workerApps(cfg),
+		Client:          client,
+		Concurrency:     cfg.Worker.Concurrency,
+		RetryBaseDelay:  cfg.Worker.RetryBaseDelay,
+		RetryMaxDelay:   cfg.Worker.RetryMaxDelay,
+		ShutdownTimeout: cfg.Worker.ShutdownTimeout,
+		Logger:          log.Named("worker"),
+	})
+}
+
+func newProducer(cfg *config.Config, rdb redis.UniversalClient) (*producer.Producer, error) {
+	return producer.New(producer.Config{
+		Redis:     rdb,
+		KeyPrefix: cfg.Redis.KeyPrefix,
+		Retention: cfg.Outcome.Retention,
+		Apps:      appNames(cfg),
+		MaxRetry:  cfg.Worker.MaxRetry,
+	})
+}
+
+// setupProducer is setup plus a producer on its Redis, for the commands
+// that queue or read messages.
+func setupProducer(ctx context.Context, path string) (*env, *producer.Producer, error) {
+	e, err := setup(ctx, path)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := newProducer(e.cfg, e.redis)
+	if err != nil {
+		e.close()
+		return nil, nil, err
+	}
+	return e, p, nil
+}
+
+func stderrf(format string, args ...any) { fmt.Fprintf(os.Stderr, format, args...) }
