@@ -1,6 +1,11 @@
 package config
 
-import "time"
+import (
+	"time"
+
+	"github.com/dingq/dingq/dingtalk"
+	"github.com/dingq/dingq/internal/outcome"
+)
 
 // Fields tagged secret:"true" hold credentials. Their values never appear
 // in an error message, and the DINGQ_ override code reads the tag too.
@@ -120,12 +125,13 @@ type Log struct {
 	Format string `yaml:"format"`
 }
 
-// Defaults, in the order the fields are declared.
+// Defaults, in the order the fields are declared. Those the lower packages
+// own are taken from them, so the two cannot drift apart.
 const (
 	defaultRedisAddr       = "127.0.0.1:6379"
-	defaultKeyPrefix       = "dingq"
-	defaultBaseURL         = "https://oapi.dingtalk.com"
-	defaultTimeout         = 10 * time.Second
+	defaultKeyPrefix       = outcome.DefaultPrefix
+	defaultBaseURL         = dingtalk.DefaultBaseURL
+	defaultTimeout         = dingtalk.DefaultTimeout
 	defaultConcurrency     = 20
 	defaultMaxRetry        = 25
 	defaultRetryBaseDelay  = time.Second
@@ -133,7 +139,7 @@ const (
 	defaultShutdownTimeout = 30 * time.Second
 	defaultListen          = "127.0.0.1:8080"
 	defaultMaxBodyBytes    = 1 << 20
-	defaultRetention       = 7 * 24 * time.Hour
+	defaultRetention       = outcome.DefaultRetention
 	defaultLogLevel        = "info"
 	defaultLogFormat       = "json"
 )

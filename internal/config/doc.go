@@ -31,6 +31,6 @@
 // errors.As. No error message ever contains a secret: redis.password,
 // api.tokens, and the app_secret and corp_secret of every app.
 //
-// This package sits below everything else in dingq: it must never import
-// cmd, worker, producer or any other dingq package.
+// It imports only dingtalk and internal/outcome, for the defaults they own;
+// it must never import cmd, worker, producer or internal/api.
 package config
