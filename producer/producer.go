@@ -145,9 +145,14 @@ func (p *Producer) Send(ctx context.Context, m *Message) (string, error) {
 	}
 	payload := &MessageSendPayload{App: m.App, UserIDs: m.UserIDs, DeptIDs: m.DeptIDs,
 		ToAllUser: m.ToAllUser, Msg: m.Msg}
-	fp, err := fingerprint(payload, m.SendAt)
-	if err != nil {
-		return "", err
+	// The fingerprint only serves to tell a repeated idempotency key from a
+	// reused one: skip the encoding and hashing when there is no key.
+	var fp string
+	if m.IdempotencyKey != "" {
+		var err error
+		if fp, err = fingerprint(payload, m.SendAt); err != nil {
+			return "", err
+		}
 	}
 	id, err := newID()
 	if err != nil {
