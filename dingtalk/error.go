@@ -179,6 +179,14 @@ func (e *Error) Throttled() (time.Duration, bool) {
 	return 0, false
 }
 
+// SharedLimit reports whether the throttling is by a limit shared with
+// every caller of the API (90002, 45009, QpsLimitForApi) or a temporary
+// disabling (90001, 90003–90006): DingTalk asks callers to back off from
+// those exponentially, doubling Throttled's delay with every attempt.
+func (e *Error) SharedLimit() bool {
+	return globalThrottleCodes[e.Code] || strings.HasSuffix(e.ErrorCode, "QpsLimitForApi") || disabledCodes[e.Code]
+}
+
 // Temporary reports whether the same call may succeed later: the error is
 // transient, throttled, or a token to refresh.
 func (e *Error) Temporary() bool {

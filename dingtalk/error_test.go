@@ -236,6 +236,30 @@ func TestRetryAfter(t *testing.T) {
 	}
 }
 
+func TestSharedLimit(t *testing.T) {
+	tests := []struct {
+		name string
+		err  *Error
+		want bool
+	}{
+		{name: "90002", err: &Error{Code: 90002}, want: true},
+		{name: "45009", err: &Error{Code: 45009}, want: true},
+		{name: "new host QpsLimitForApi", err: &Error{HTTPStatus: 403, ErrorCode: "Forbidden.AccessDenied.QpsLimitForApi"}, want: true},
+		{name: "disabled 90001", err: &Error{Code: 90001}, want: true},
+		{name: "per app 90018", err: &Error{Code: 90018}},
+		{name: "per app new host", err: &Error{HTTPStatus: 403, ErrorCode: "Forbidden.AccessDenied.QpsLimitForAppkeyAndApi"}},
+		{name: "ip ban", err: &Error{IPBanned: true}},
+		{name: "bad userid", err: &Error{Code: 33012}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.err.SharedLimit(); got != tt.want {
+				t.Errorf("SharedLimit: got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestTransportError(t *testing.T) {
 	e := &TransportError{Method: "POST", Path: PathAsyncSendV2, Err: io.ErrUnexpectedEOF}
 	if got, want := e.Error(), "dingtalk: POST /topapi/message/corpconversation/asyncsend_v2: unexpected EOF"; got != want {
