@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -20,15 +22,26 @@ func newFakeCmd() *cobra.Command {
 		apps     []string
 		corps    []string
 		lifetime time.Duration
+		faults   []string
 	)
 	cmd := &cobra.Command{
 		Use:   "fake-dingtalk",
 		Short: "Run dingq's fake DingTalk server, for trials and tests",
 		Long: `Serves a fake of DingTalk's legacy host (gettoken, asyncsend_v2) with DingTalk's
 answers and error codes, and records every call. Point dingtalk.base_url at it.
-What it saw: GET /_fake/stats, /_fake/calls, /_fake/sent; POST /_fake/reset.`,
-		Example: `  dingq fake-dingtalk --listen 127.0.0.1:9090 --app dingfakehr:s3cret:123456`,
-		Args:    cobra.NoArgs,
+What it saw: GET /_fake/stats, /_fake/calls, /_fake/sent; POST /_fake/reset.
+
+Make DingTalk misbehave with faults: --fault at start, or at any time
+GET/POST/DELETE /_fake/faults (list, add one as JSON, clear). A fault answers
+an errcode ("code", with "sub_code" and "msg"), an HTTP status ("status"),
+the per-IP ban ("ip_ban"), never ("hang"), and/or late ("latency"), on one
+endpoint ("path") or all, for the next "times" calls or a "fraction" of them.
+POST /_fake/revoke?app=APPKEY revokes an app's token at once.`,
+		Example: `  dingq fake-dingtalk --listen 127.0.0.1:9090 --app dingfakehr:s3cret:123456
+  dingq fake-dingtalk --app dingfakehr:s3cret \
+    --fault '{"path":"/topapi/message/corpconversation/asyncsend_v2","status":500,"fraction":0.3}' \
+    --fault '{"path":"/gettoken","code":-1,"times":2}'`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var fapps []fake.App
 			for _, a := range apps {
@@ -48,13 +61,22 @@ What it saw: GET /_fake/stats, /_fake/calls, /_fake/sent; POST /_fake/reset.`,
 			if len(fapps) == 0 {
 				return errors.New("give at least one --app KEY:SECRET[:AGENT_ID] or --corp ID:SECRET[:AGENT_ID]")
 			}
+			f := fake.New(fapps, &fake.Options{TokenLifetime: lifetime})
+			for i, v := range faults {
+				if err := addFaultFlag(f, v); err != nil {
+					return fmt.Errorf("--fault #%d: %w", i+1, err)
+				}
+			}
 			ln, err := net.Listen("tcp", listen)
 			if err != nil {
 				return fmt.Errorf("--listen: %w", err)
 			}
-			srv := &http.Server{Handler: fake.New(fapps, &fake.Options{TokenLifetime: lifetime}), ReadHeaderTimeout: 5 * time.Second}
+			ctx := cmd.Context()
+			srv := &http.Server{Handler: f, ReadHeaderTimeout: 5 * time.Second,
+				// Calls hung by a fault end when the command does.
+				BaseContext: func(net.Listener) context.Context { return ctx }}
 			fmt.Fprintf(cmd.OutOrStdout(), "fake DingTalk listening on http://%s with %d app(s)\n", ln.Addr(), len(fapps))
-			return serveUntil(cmd.Context(), srv, ln)
+			return serveUntil(ctx, srv, ln)
 		},
 	}
 	fl := cmd.Flags()
@@ -62,7 +84,23 @@ What it saw: GET /_fake/stats, /_fake/calls, /_fake/sent; POST /_fake/reset.`,
 	fl.StringArrayVar(&apps, "app", nil, "an app as APPKEY:APPSECRET[:AGENT_ID]; repeatable")
 	fl.StringArrayVar(&corps, "corp", nil, "a legacy corp as CORPID:CORPSECRET[:AGENT_ID]; repeatable")
 	fl.DurationVar(&lifetime, "token-lifetime", fake.DefaultTokenLifetime, "how long a token lives")
+	fl.StringArrayVar(&faults, "fault", nil, `a fault as JSON, such as '{"path":"/gettoken","code":-1,"times":2}'; repeatable`)
 	return cmd
+}
+
+// addFaultFlag adds the fault one --fault gives as JSON: one object, no
+// unknown field.
+func addFaultFlag(f *fake.Server, v string) error {
+	dec := json.NewDecoder(strings.NewReader(v))
+	dec.DisallowUnknownFields()
+	var fault fake.Fault
+	if err := dec.Decode(&fault); err != nil {
+		return fmt.Errorf("want a fault as a JSON object: %w", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errors.New("want one JSON object, got more after it")
+	}
+	return f.AddFault(fault)
 }
 
 // parseAppFlag parses ID:SECRET[:AGENT_ID].

@@ -14,8 +14,8 @@
 //     (7200 s unless [Options] say otherwise). Missing parameter: 40035;
 //     bad appkey/appsecret: 40096; bad corpid/corpsecret: 40089.
 //   - POST /topapi/message/corpconversation/asyncsend_v2?access_token=T.
-//     Missing token: 88 with sub_code "40000"; unknown or expired token: 88
-//     with sub_code "40014". The body is decoded into dingtalk.SendWire
+//     Missing token: 88 with sub_code "40000"; unknown, expired or revoked
+//     token: 88 with sub_code "40014". The body is decoded into dingtalk.SendWire
 //     (unknown fields ignored; malformed JSON: 400002) and checked with the
 //     dingtalk package's own Validate: a missing field answers 40035, any
 //     other fault 400002. An agent_id other than the app's [App.AgentID]
@@ -27,22 +27,42 @@
 //     {"errcode":404,"errmsg":"not found"}.
 //   - Request bodies larger than 1 MiB answer 400002.
 //
-// Every call to those endpoints is recorded as a [Call]; read them with
-// [Server.Calls], [Server.Sent] and [Server.TokenFetches], or over HTTP from
-// the admin endpoints, which are not recorded themselves:
+// Tests can make DingTalk misbehave. [Server.Revoke] revokes an app's
+// token at once: using it answers 88 with sub_code "40014", as an expired
+// token does, and the next gettoken issues a new one. A [Fault], added with
+// [Server.AddFault], answers some calls (of one endpoint, or all) in place
+// of the endpoint: with an errcode such as -1, 90018 or 88/60011, with a
+// broken gateway's HTTP status and a text body, with the per-IP ban
+// {"status":1111,…}, or never (the call hangs until the client gives up);
+// or it delays the answer by a latency. A fault fires on every call, on a
+// random fraction of them, or on the next N; a call it answers has no other
+// effect (nothing is sent, no token issued), though a faulted gettoken
+// still counts as a fetch.
 //
-//	GET  /_fake/calls   every Call, as JSON
-//	GET  /_fake/sent    every accepted send, as JSON
-//	GET  /_fake/stats   {"calls":N,"sent":N,"token_fetches":{"<appkey>":N,...}}
-//	POST /_fake/reset   forget calls, sends and tokens; apps stay
+// Every call to the DingTalk endpoints is recorded as a [Call], with the
+// fault that fired on it if any; read them with [Server.Calls],
+// [Server.Sent], [Server.TokenFetches] and [Server.Stats], or over HTTP from
+// the admin endpoints, which are not recorded and never faulted themselves:
+//
+//	GET    /_fake/calls          every Call, as JSON
+//	GET    /_fake/sent           every accepted send, as JSON
+//	GET    /_fake/stats          {"calls":N,"sent":N,"token_fetches":{"<appkey>":N,...},"faulted":N}
+//	POST   /_fake/reset          forget calls, sends, tokens and faults; apps stay
+//	POST   /_fake/revoke?app=ID  revoke the token of the app with that appkey or corpid:
+//	                             {"errcode":0,"errmsg":"ok","revoked":true|false}
+//	GET    /_fake/faults         the active faults, as JSON
+//	POST   /_fake/faults         add the Fault in the body, such as
+//	                             {"path":"/gettoken","code":-1,"times":2}; 400 if invalid
+//	DELETE /_fake/faults         clear every fault
 //
 // Neither the records nor the admin endpoints ever show an app secret or an
-// access token: the token travels in the query, which is not recorded, and
-// any secret or token found in a recorded body is replaced by "***".
+// access token, revoked ones included: the token travels in the query,
+// which is not recorded, and any secret or token found in a recorded body
+// is replaced by "***".
 //
 // Each endpoint is one entry of a route table and one handler, run with the
-// server's lock held, so fault injection, token revocation and rate limits
-// can be added per endpoint.
+// server's lock held; faults are chosen under the lock, but their latency
+// and hanging wait without it, so other calls go on meanwhile.
 //
 // This package imports only the standard library and dingq's dingtalk
 // package; it must never import asynq, go-redis or any other dingq package.

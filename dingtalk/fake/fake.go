@@ -76,6 +76,8 @@ type Server struct {
 	calls    []Call
 	sent     []Sent
 	nextTask int64
+	faults   []Fault // active, in the order added
+	faulted  int     // calls a fault fired on
 }
 
 // New returns a fake host that knows apps. opts may be nil. It panics on an
@@ -126,8 +128,8 @@ func (s *Server) app(id string) *App {
 	return s.byCorp[id]
 }
 
-// Reset forgets every call, send and token, and starts task ids again from
-// FirstTaskID, as if the server were new. Apps stay.
+// Reset forgets every call, send, token and fault, and starts task ids
+// again from FirstTaskID, as if the server were new. Apps stay.
 func (s *Server) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -141,6 +143,8 @@ func (s *Server) reset() {
 	s.calls = nil
 	s.sent = nil
 	s.nextTask = FirstTaskID
+	s.faults = nil
+	s.faulted = 0
 }
 
 // route is one endpoint of the fake host.
@@ -166,6 +170,7 @@ type exchange struct {
 	token string // the access_token query parameter, "" if none
 	app   string // the app the call was for, "" if unknown
 	now   time.Time
+	fault string // the fault that fired on the call, described; "" if none
 }
 
 // topAPIPrefix starts the paths whose answers carry a request_id and wrap
@@ -174,7 +179,11 @@ const topAPIPrefix = "/topapi/"
 
 func isTopAPI(path string) bool { return strings.HasPrefix(path, topAPIPrefix) }
 
-// ServeHTTP answers one call as DingTalk's legacy host would, and records it.
+// ServeHTTP answers one call as DingTalk's legacy host would, or as a
+// fault says, and records it. A call a fault kept waiting until its context
+// ended gets no answer at all: ServeHTTP panics with http.ErrAbortHandler,
+// which net/http's server takes as "drop the connection" (it also ends a
+// hung call when the server shuts down, if the server's BaseContext ends).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if strings.HasPrefix(r.URL.Path, adminPrefix) {
 		s.serveAdmin(w, r)
@@ -182,17 +191,36 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	body, readErr := readBody(w, r)
 	x := &exchange{req: r, body: body, token: r.URL.Query().Get("access_token")}
-	topAPI := isTopAPI(r.URL.Path)
-	rt, known := s.routes[r.URL.Path]
 
 	s.mu.Lock()
-	x.now = s.opts.Now()
-	if t := s.byValue[x.token]; x.token != "" && t != nil {
-		x.app = t.app
+	f := s.fireFault(r.URL.Path)
+	s.mu.Unlock()
+	if f != nil {
+		x.fault = f.String()
+		// Waiting happens without the lock, so other calls go on meanwhile.
+		if f.Latency > 0 && !sleep(r.Context(), time.Duration(f.Latency)) {
+			x.fault += " (client gave up)"
+			s.recordUnanswered(x, reply{})
+			panic(http.ErrAbortHandler) // not even an empty answer
+		}
+		if f.Hang {
+			s.recordUnanswered(x, reply{})
+			<-r.Context().Done()
+			panic(http.ErrAbortHandler)
+		}
+		if f.answers() {
+			rp := s.recordUnanswered(x, faultReply(f))
+			rp.write(w)
+			return
+		}
 	}
+
+	rt, known := s.routes[r.URL.Path]
+	s.mu.Lock()
+	s.begin(x)
 	var rp reply
 	switch {
-	case (!known || rt.method != r.Method) && topAPI:
+	case (!known || rt.method != r.Method) && isTopAPI(r.URL.Path):
 		rp = reply{code: codeInvalidMethod, msg: "Invalid method"}
 	case !known || rt.method != r.Method:
 		rp = notFound()
@@ -201,13 +229,41 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		rp = rt.handle(x)
 	}
-	if topAPI {
-		rp.requestID = newRequestID()
-	}
-	s.record(x, rp)
+	rp = s.finish(x, rp)
 	s.mu.Unlock()
 
 	rp.write(w)
+}
+
+// begin stamps x with the time and the app owning its token. s.mu is held.
+func (s *Server) begin(x *exchange) {
+	x.now = s.opts.Now()
+	if t := s.byValue[x.token]; x.token != "" && t != nil {
+		x.app = t.app
+	}
+}
+
+// finish adds a request_id to a topapi answer and records the call. s.mu
+// is held.
+func (s *Server) finish(x *exchange, rp reply) reply {
+	if isTopAPI(x.req.URL.Path) && rp.body == nil {
+		rp.requestID = newRequestID()
+	}
+	s.record(x, rp)
+	return rp
+}
+
+// recordUnanswered records x, a call a fault answered with rp in place of
+// its endpoint (a zero rp if it never answered), and returns rp as sent. A
+// gettoken call still counts as a fetch. It takes s.mu.
+func (s *Server) recordUnanswered(x *exchange, rp reply) reply {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.begin(x)
+	if rt, ok := s.routes[x.req.URL.Path]; ok && rt.method == x.req.Method && x.req.URL.Path == dingtalk.PathGetToken {
+		s.countFetch(x)
+	}
+	return s.finish(x, rp)
 }
 
 // readBody reads at most MaxBodyBytes of r's body.

@@ -301,6 +301,129 @@ func TestTokenLifetimeOption(t *testing.T) {
 	}
 }
 
+func TestRevoke(t *testing.T) {
+	tests := []struct {
+		name    string
+		prepare func(t *testing.T, e *env) // before Revoke
+		id      string
+		want    bool
+	}{
+		{name: "app key with a token", id: appA.Key, want: true,
+			prepare: func(t *testing.T, e *env) { e.token(t, credA) }},
+		{name: "corp id of an app with both forms", id: appBoth.CorpID, want: true,
+			prepare: func(t *testing.T, e *env) {
+				e.token(t, dingtalk.Credentials{AppKey: appBoth.Key, AppSecret: appBoth.Secret})
+			}},
+		{name: "unknown app", id: "nokey", prepare: func(t *testing.T, e *env) { e.token(t, credA) }},
+		{name: "empty id", id: ""},
+		{name: "known app without a token", id: appB.Key, prepare: func(t *testing.T, e *env) { e.token(t, credA) }},
+		{name: "already revoked", id: appA.Key, prepare: func(t *testing.T, e *env) {
+			e.token(t, credA)
+			if !e.fake.Revoke(appA.Key) {
+				t.Fatal("first Revoke = false, want true")
+			}
+		}},
+		{name: "expired token", id: appA.Key, prepare: func(t *testing.T, e *env) {
+			e.token(t, credA)
+			e.clock.Advance(7200 * time.Second)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := setup(t, nil)
+			if tt.prepare != nil {
+				tt.prepare(t, e)
+			}
+			if got := e.fake.Revoke(tt.id); got != tt.want {
+				t.Errorf("Revoke(%q) = %t, want %t", tt.id, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRevokeInvalidatesToken(t *testing.T) {
+	e := setup(t, nil)
+	ctx := context.Background()
+	old := e.token(t, credA)
+	other := e.token(t, dingtalk.Credentials{AppKey: appB.Key, AppSecret: appB.Secret})
+	if _, err := e.client.SendWorkNotification(ctx, old, textRequest(appA.AgentID, "before")); err != nil {
+		t.Fatalf("send before revoking: %v", err)
+	}
+	if !e.fake.Revoke(appA.Key) {
+		t.Fatal("Revoke = false, want true")
+	}
+
+	_, err := e.client.SendWorkNotification(ctx, old, textRequest(appA.AgentID, "after"))
+	de := asError(t, err)
+	if de.Code != 88 || de.SubCode != "40014" || de.SubMessage != "不合法的access_token" || de.RequestID == "" || !de.TokenInvalid() {
+		t.Errorf("send with the revoked token: %v, want errcode 88 sub_code 40014, token invalid", err)
+	}
+	if _, err := e.client.SendWorkNotification(ctx, other, textRequest(9, "other app")); err != nil {
+		t.Errorf("another app's token stopped working: %v", err)
+	}
+
+	fresh := e.token(t, credA)
+	if fresh == old {
+		t.Fatal("gettoken after Revoke gave the revoked token again")
+	}
+	if got := e.fake.TokenFetches(appA.Key); got != 2 {
+		t.Errorf("TokenFetches = %d, want 2", got)
+	}
+	// A careless caller sends the revoked token: records still hide it.
+	if _, err := e.client.SendWorkNotification(ctx, fresh, textRequest(appA.AgentID, "old token "+old)); err != nil {
+		t.Fatalf("send with the new token: %v", err)
+	}
+	calls := e.fake.Calls()
+	last := calls[len(calls)-1]
+	if strings.Contains(string(last.Body), old) || !strings.Contains(string(last.Body), "old token ***") {
+		t.Errorf("recorded body %s shows the revoked token", last.Body)
+	}
+	if calls[3].ErrCode != 88 || calls[3].App != appA.Key {
+		t.Errorf("call 3 = %+v, want the refused send of %q, errcode 88", calls[3], appA.Key)
+	}
+}
+
+func TestAdminRevoke(t *testing.T) {
+	e := setup(t, nil)
+	tok := e.token(t, credA)
+	tests := []struct {
+		name        string
+		method      string
+		query       string
+		wantStatus  int
+		wantRevoked string // the "revoked" field as written, "" if none
+		wantText    string // in the answer
+	}{
+		{name: "app with a token", method: http.MethodPost, query: "?app=" + appA.Key, wantStatus: 200, wantRevoked: "true"},
+		{name: "again", method: http.MethodPost, query: "?app=" + appA.Key, wantStatus: 200, wantRevoked: "false"},
+		{name: "unknown app", method: http.MethodPost, query: "?app=nokey", wantStatus: 200, wantRevoked: "false"},
+		{name: "no app parameter", method: http.MethodPost, wantStatus: 400, wantText: "missing query parameter app"},
+		{name: "empty app parameter", method: http.MethodPost, query: "?app=", wantStatus: 400, wantText: "missing query parameter app"},
+		{name: "GET", method: http.MethodGet, query: "?app=" + appA.Key, wantStatus: 405, wantText: "method not allowed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, a, text := e.raw(t, tt.method, fake.PathAdminRevoke+tt.query, "")
+			if status != tt.wantStatus || !strings.Contains(text, tt.wantText) {
+				t.Errorf("got HTTP %d %s, want %d with %q", status, text, tt.wantStatus, tt.wantText)
+			}
+			if tt.wantRevoked != "" {
+				want := `{"errcode":0,"errmsg":"ok","revoked":` + tt.wantRevoked + `}`
+				if text != want || a.code() != 0 {
+					t.Errorf("answer %s, want %s", text, want)
+				}
+			}
+		})
+	}
+	_, err := e.client.SendWorkNotification(context.Background(), tok, textRequest(appA.AgentID, "revoked"))
+	if dingtalk.Classify(err) != dingtalk.ClassTokenInvalid {
+		t.Errorf("send with the token revoked over HTTP: %v, want token invalid", err)
+	}
+	if n := len(e.fake.Calls()); n != 2 {
+		t.Errorf("%d calls recorded, want 2 (gettoken and the send; admin calls are not recorded)", n)
+	}
+}
+
 func TestSendTokenErrors(t *testing.T) {
 	tests := []struct {
 		name    string

@@ -3,6 +3,7 @@ package fake
 import (
 	"bytes"
 	"encoding/json"
+	"net/http"
 	"slices"
 	"time"
 
@@ -19,8 +20,17 @@ type Call struct {
 	// App is the app key (or corp id) the call was for: named by the
 	// gettoken query, or owning the access token used; "" if unknown.
 	App string `json:"app"`
-	// ErrCode is the errcode the fake answered; 0 is ok.
+	// ErrCode is the errcode the fake answered; 0 is ok, and also what a
+	// call answered without an errcode (a fault's HTTP status or IP ban) or
+	// never answered records.
 	ErrCode int `json:"errcode"`
+	// Status is the answer's HTTP status when it was not 200.
+	Status int `json:"status,omitempty"`
+	// Fault describes the fault that fired on the call, as [Fault.String]
+	// does ("code 90018", "status 500", "ip_ban", "hang", "latency 200ms");
+	// "" if none did. A call whose client gave up during a latency has
+	// " (client gave up)" added.
+	Fault string `json:"fault,omitempty"`
 	// Body is the request body as received, nil if empty (as for GET). Any
 	// access token or app secret in it is replaced by "***", and a body that
 	// is not JSON is kept as a JSON string.
@@ -44,12 +54,18 @@ type Sent struct {
 
 // record appends the call x answered with rp. s.mu is held.
 func (s *Server) record(x *exchange, rp reply) {
+	status := rp.status
+	if status == http.StatusOK {
+		status = 0
+	}
 	s.calls = append(s.calls, Call{
 		Time:    x.now,
 		Method:  x.req.Method,
 		Path:    x.req.URL.Path,
 		App:     x.app,
 		ErrCode: rp.code,
+		Status:  status,
+		Fault:   x.fault,
 		Body:    s.redact(x.body, x.token),
 	})
 }

@@ -46,6 +46,11 @@ type reply struct {
 	msg       string
 	fields    []field
 	requestID string
+	// body, if not nil, is the answer's body as is, in place of the errcode
+	// JSON: a broken gateway's text or the per-IP ban. code is then 0.
+	body []byte
+	// text marks body as plain text rather than JSON.
+	text bool
 }
 
 func okReply(fields ...field) reply { return reply{code: codeOK, msg: "ok", fields: fields} }
@@ -106,11 +111,24 @@ func (rp reply) write(w http.ResponseWriter) {
 	if status == 0 {
 		status = http.StatusOK
 	}
-	writeRaw(w, status, rp.encode())
+	switch {
+	case rp.body == nil:
+		writeRaw(w, status, rp.encode())
+	case rp.text:
+		writeBody(w, status, "text/plain; charset=utf-8", rp.body)
+	default:
+		writeRaw(w, status, rp.body)
+	}
 }
 
+// writeRaw sends a JSON body.
 func writeRaw(w http.ResponseWriter, status int, body []byte) {
-	w.Header().Set("Content-Type", "application/json;charset=utf-8")
+	writeBody(w, status, "application/json;charset=utf-8", body)
+}
+
+// writeBody sends body as contentType with the status.
+func writeBody(w http.ResponseWriter, status int, contentType string, body []byte) {
+	w.Header().Set("Content-Type", contentType)
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
 	_, _ = w.Write(body)

@@ -9,9 +9,10 @@ type token struct {
 	value   string
 	app     string // App.ID() of the app it belongs to
 	expires time.Time
+	revoked bool
 }
 
-func (t *token) valid(now time.Time) bool { return now.Before(t.expires) }
+func (t *token) valid(now time.Time) bool { return !t.revoked && now.Before(t.expires) }
 
 // getToken answers GET /gettoken, in the appkey/appsecret form or the
 // legacy corpid/corpsecret form. Every call naming an appkey or corpid
@@ -20,15 +21,14 @@ func (s *Server) getToken(x *exchange) reply {
 	q := x.req.URL.Query()
 	key, secret := q.Get("appkey"), q.Get("appsecret")
 	corp, corpSecret := q.Get("corpid"), q.Get("corpsecret")
+	s.countFetch(x)
 
 	var app *App
 	switch {
 	case key != "" || (secret != "" && corp == ""):
-		x.app = key
 		if key == "" {
 			return missingParam("appkey")
 		}
-		s.fetches[key]++
 		if secret == "" {
 			return missingParam("appsecret")
 		}
@@ -36,11 +36,9 @@ func (s *Server) getToken(x *exchange) reply {
 			return reply{code: codeBadAppSecret, msg: "不合法的appKey或appSecret"}
 		}
 	case corp != "" || corpSecret != "":
-		x.app = corp
 		if corp == "" {
 			return missingParam("corpid")
 		}
-		s.fetches[corp]++
 		if corpSecret == "" {
 			return missingParam("corpsecret")
 		}
@@ -56,6 +54,40 @@ func (s *Server) getToken(x *exchange) reply {
 		field{"access_token", t.value},
 		field{"expires_in", int64(t.expires.Sub(x.now) / time.Second)},
 	)
+}
+
+// countFetch counts a gettoken call as a fetch for the appkey it names,
+// else the corpid, and makes that the call's app. s.mu is held.
+func (s *Server) countFetch(x *exchange) {
+	q := x.req.URL.Query()
+	id := q.Get("appkey")
+	if id == "" {
+		id = q.Get("corpid")
+	}
+	if id != "" {
+		x.app = id
+		s.fetches[id]++
+	}
+}
+
+// Revoke makes the current token of the app whose Key or CorpID is appID
+// invalid at once: using it answers as an unknown or expired token does
+// (topapi errcode 88, sub_code "40014"), and the next gettoken issues a new
+// token. It reports false if the app is unknown or has no valid token.
+func (s *Server) Revoke(appID string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.app(appID)
+	if a == nil {
+		return false
+	}
+	t := s.tokens[a.ID()]
+	if t == nil || !t.valid(s.opts.Now()) {
+		return false
+	}
+	// It stays in byValue, so records still hide it.
+	t.revoked = true
+	return true
 }
 
 // issueToken returns the app's token, valid for the lifetime from now: the
