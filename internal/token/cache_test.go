@@ -90,6 +90,12 @@ func (f *fetcher) setLife(d time.Duration) {
 	f.life = d
 }
 
+func (f *fetcher) setRelease(c chan struct{}) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.release = c
+}
+
 func (f *fetcher) count() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -106,13 +112,19 @@ func cred(app string) dingtalk.Credentials {
 	return dingtalk.Credentials{AppKey: app, AppSecret: "secret-" + app}
 }
 
-// setup returns a cache on a fake fetcher, both on one fake clock.
-func setup(t *testing.T) (*token.Cache, *fetcher, *clock) {
+// setup returns a process-local cache configured by cfg on a fake
+// fetcher, both on one fake clock.
+func setup(t *testing.T, cfg ...token.Config) (*token.Cache, *fetcher, *clock) {
 	t.Helper()
 	c := newClock()
 	f := newFetcher(c)
-	cache := token.NewCache(f)
-	cache.SetClock(c.Now)
+	var cf token.Config
+	if len(cfg) > 0 {
+		cf = cfg[0]
+	}
+	cf.Now = c.Now
+	cache := token.New(f, cf)
+	t.Cleanup(cache.Close)
 	return cache, f, c
 }
 
@@ -161,45 +173,74 @@ func TestTokenCached(t *testing.T) {
 }
 
 func TestTokenRefresh(t *testing.T) {
+	const life = 2 * time.Hour
 	tests := []struct {
-		name        string
-		life        time.Duration
-		margin      time.Duration // Cache.RefreshMargin; 0 keeps the default
-		advance     time.Duration
-		wantFetches int
-		wantToken   string
+		name    string
+		life    time.Duration
+		margin  time.Duration // Config.RefreshMargin; 0 keeps the default
+		advance time.Duration
+		// wantNow is the token the call after advance answers at once;
+		// wantAfter the one a call answers once a background refresh, if
+		// any, has ended; wantFetches counts fetches by then.
+		wantNow, wantAfter string
+		wantFetches        int
 	}{
-		{name: "default margin, just before", life: 2 * time.Hour,
-			advance: 2*time.Hour - token.DefaultRefreshMargin - time.Millisecond, wantFetches: 1, wantToken: "a-1"},
-		{name: "default margin, at margin", life: 2 * time.Hour,
-			advance: 2*time.Hour - token.DefaultRefreshMargin, wantFetches: 2, wantToken: "a-2"},
-		{name: "after expiry", life: 2 * time.Hour,
-			advance: 3 * time.Hour, wantFetches: 2, wantToken: "a-2"},
-		{name: "custom margin, just before", life: 2 * time.Hour, margin: time.Minute,
-			advance: 2*time.Hour - time.Minute - time.Millisecond, wantFetches: 1, wantToken: "a-1"},
-		{name: "custom margin, at margin", life: 2 * time.Hour, margin: time.Minute,
-			advance: 2*time.Hour - time.Minute, wantFetches: 2, wantToken: "a-2"},
+		{name: "default margin, just before", life: life,
+			advance: life - token.DefaultRefreshMargin - time.Millisecond, wantNow: "a-1", wantAfter: "a-1", wantFetches: 1},
+		{name: "default margin, at margin: refreshed behind the caller", life: life,
+			advance: life - token.DefaultRefreshMargin, wantNow: "a-1", wantAfter: "a-2", wantFetches: 2},
+		{name: "default margin, half the margin left: caller waits", life: life,
+			advance: life - token.DefaultRefreshMargin/2, wantNow: "a-2", wantAfter: "a-2", wantFetches: 2},
+		{name: "after expiry", life: life,
+			advance: 3 * time.Hour, wantNow: "a-2", wantAfter: "a-2", wantFetches: 2},
+		{name: "custom margin, just before", life: life, margin: time.Minute,
+			advance: life - time.Minute - time.Millisecond, wantNow: "a-1", wantAfter: "a-1", wantFetches: 1},
+		{name: "custom margin, at margin", life: life, margin: time.Minute,
+			advance: life - time.Minute, wantNow: "a-1", wantAfter: "a-2", wantFetches: 2},
 		{name: "5s token, just before tenth", life: 5 * time.Second,
-			advance: 4500*time.Millisecond - time.Millisecond, wantFetches: 1, wantToken: "a-1"},
+			advance: 4500*time.Millisecond - time.Millisecond, wantNow: "a-1", wantAfter: "a-1", wantFetches: 1},
 		{name: "5s token, at tenth", life: 5 * time.Second,
-			advance: 4500 * time.Millisecond, wantFetches: 2, wantToken: "a-2"},
+			advance: 4500 * time.Millisecond, wantNow: "a-1", wantAfter: "a-2", wantFetches: 2},
+		{name: "5s token, 250ms left", life: 5 * time.Second,
+			advance: 4750 * time.Millisecond, wantNow: "a-2", wantAfter: "a-2", wantFetches: 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cache, f, c := setup(t)
-			if tt.margin != 0 {
-				cache.RefreshMargin = tt.margin
-			}
+			cache, f, c := setup(t, token.Config{RefreshMargin: tt.margin})
 			f.setLife(tt.life)
 			mustToken(t, cache, "a")
 			c.Add(tt.advance)
-			if got := mustToken(t, cache, "a"); got != tt.wantToken {
-				t.Errorf("token: got %v, want %v", got, tt.wantToken)
+			if got := mustToken(t, cache, "a"); got != tt.wantNow {
+				t.Errorf("token: got %v, want %v", got, tt.wantNow)
 			}
+			waitFor(t, "fetches", func() bool { return f.count() >= tt.wantFetches })
+			waitFor(t, "token after refresh", func() bool { return mustToken(t, cache, "a") == tt.wantAfter })
 			if got := f.count(); got != tt.wantFetches {
 				t.Errorf("fetches: got %v, want %v", got, tt.wantFetches)
 			}
 		})
+	}
+}
+
+// TestRefreshInBackground: while a token nearing its expiry is refreshed,
+// every caller goes on getting the old one without waiting, and a single
+// fetch is made.
+func TestRefreshInBackground(t *testing.T) {
+	cache, f, c := setup(t)
+	mustToken(t, cache, "a")
+	f.started = make(chan string, 1)
+	f.release = make(chan struct{})
+	c.Add(2*time.Hour - token.DefaultRefreshMargin)
+	for i := range 100 {
+		if got, want := mustToken(t, cache, "a"), "a-1"; got != want {
+			t.Fatalf("call %d during refresh: got %v, want %v", i, got, want)
+		}
+	}
+	<-f.started
+	close(f.release)
+	waitFor(t, "refreshed token", func() bool { return mustToken(t, cache, "a") == "a-2" })
+	if got, want := f.count(), 2; got != want {
+		t.Errorf("fetches: got %v, want %v", got, want)
 	}
 }
 
@@ -294,7 +335,7 @@ func TestInvalidate(t *testing.T) {
 			first := mustToken(t, cache, "a")
 			c.Add(2 * time.Hour) // expired: the next call fetches a newer token
 			second := mustToken(t, cache, "a")
-			cache.Invalidate("a", tt.invalidate(first, second))
+			cache.Invalidate(context.Background(), "a", tt.invalidate(first, second))
 			if got := mustToken(t, cache, "a"); got != tt.wantToken {
 				t.Errorf("token: got %v, want %v", got, tt.wantToken)
 			}
@@ -309,8 +350,8 @@ func TestInvalidateOtherApp(t *testing.T) {
 	cache, f, _ := setup(t)
 	a := mustToken(t, cache, "a")
 	mustToken(t, cache, "b")
-	cache.Invalidate("b", a)
-	cache.Invalidate("never-seen", a)
+	cache.Invalidate(context.Background(), "b", a)
+	cache.Invalidate(context.Background(), "never-seen", a)
 	if got, want := mustToken(t, cache, "b"), "b-1"; got != want {
 		t.Errorf("token b: got %v, want %v", got, want)
 	}
@@ -395,8 +436,7 @@ func TestBadCredentials(t *testing.T) {
 }
 
 func TestBadCredentialsTTLSetting(t *testing.T) {
-	cache, f, c := setup(t)
-	cache.BadCredentialsTTL = 10 * time.Second
+	cache, f, c := setup(t, token.Config{BadCredentialsTTL: 10 * time.Second})
 	f.setErr(badCredentials())
 	ctx := context.Background()
 	if _, err := cache.Token(ctx, "a", cred("a")); err == nil {
