@@ -29,6 +29,8 @@ type Handlers struct {
 	tokens *token.Cache
 	store  *outcome.Store
 	log    *zap.Logger
+	// maxDelay caps the backoff of throttled attempts (RetryMaxDelay).
+	maxDelay time.Duration
 }
 
 // errUnknownApp fails a message for an app the worker is not configured for.
@@ -98,7 +100,7 @@ func (h *Handlers) send(ctx context.Context, app App, req *dingtalk.SendRequest)
 	if dingtalk.Classify(err) != dingtalk.ClassTokenInvalid {
 		return res, err
 	}
-	h.tokens.Invalidate(app.Name, tok)
+	h.tokens.Invalidate(ctx, app.Name, tok)
 	if tok, err = h.tokens.Token(ctx, app.Name, app.Credentials); err != nil {
 		return nil, err
 	}
@@ -130,6 +132,11 @@ func (h *Handlers) finish(ctx context.Context, id string, n int, err error) erro
 	}
 	if final {
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	}
+	if class == dingtalk.ClassThrottled {
+		wait := throttleWait(err, n, h.maxDelay)
+		annotate(ctx, zap.Duration("retry_in", wait))
+		return &throttledError{err: err, wait: wait}
 	}
 	return err
 }

@@ -35,7 +35,8 @@ type Config struct {
 	// Redis is the connection to dingq's Redis. Required; not closed by the
 	// worker.
 	Redis redis.UniversalClient
-	// KeyPrefix starts every key dingq writes. If empty, "dingq".
+	// KeyPrefix starts every key dingq writes: outcomes, the shared token
+	// cache. If empty, "dingq".
 	KeyPrefix string
 	// Retention is how long outcomes are kept. If zero, 7 days.
 	Retention time.Duration
@@ -60,6 +61,9 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() {
+	if c.KeyPrefix == "" {
+		c.KeyPrefix = outcome.DefaultPrefix
+	}
 	if c.Concurrency == 0 {
 		c.Concurrency = DefaultConcurrency
 	}
@@ -128,9 +132,11 @@ func New(cfg Config) (*Worker, error) {
 	h := &Handlers{
 		apps:   make(map[string]App, len(cfg.Apps)),
 		client: cfg.Client,
-		tokens: token.NewCache(cfg.Client),
-		store:  outcome.NewStore(cfg.Redis, cfg.KeyPrefix, cfg.Retention),
-		log:    cfg.Logger,
+		tokens: token.New(cfg.Client, token.Config{Redis: cfg.Redis, KeyPrefix: cfg.KeyPrefix,
+			Logger: cfg.Logger.Named("token")}),
+		store:    outcome.NewStore(cfg.Redis, cfg.KeyPrefix, cfg.Retention),
+		log:      cfg.Logger,
+		maxDelay: cfg.RetryMaxDelay,
 	}
 	for _, a := range cfg.Apps {
 		h.apps[a.Name] = a
@@ -156,8 +162,11 @@ func New(cfg Config) (*Worker, error) {
 func (w *Worker) Start() error { return w.srv.Start(w.mux) }
 
 // Shutdown stops taking tasks, waits up to the shutdown timeout for running
-// ones and hands the rest back to the queue.
-func (w *Worker) Shutdown() { w.srv.Shutdown() }
+// ones and hands the rest back to the queue, then stops token refreshes.
+func (w *Worker) Shutdown() {
+	w.srv.Shutdown()
+	w.handlers.tokens.Close()
+}
 
 // Run starts the worker and shuts it down when ctx is done.
 func (w *Worker) Run(ctx context.Context) error {

@@ -4,10 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net/http"
+	"fmt"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,52 +26,8 @@ const (
 	agentID   = 4242
 )
 
-// fault answers the next calls to path with a canned body, then lets the
-// fake answer.
-type fault struct {
-	mu    sync.Mutex
-	path  string
-	n     int
-	body  string
-	code  int
-	calls int
-}
-
-func (f *fault) wrap(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		f.mu.Lock()
-		hit := r.URL.Path == f.path && f.n > 0
-		if r.URL.Path == f.path {
-			f.calls++
-		}
-		if hit {
-			f.n--
-		}
-		f.mu.Unlock()
-		if !hit {
-			next.ServeHTTP(w, r)
-			return
-		}
-		w.WriteHeader(f.code)
-		_, _ = w.Write([]byte(f.body))
-	})
-}
-
-func (f *fault) set(path string, n, code int, body string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.path, f.n, f.code, f.body = path, n, code, body
-}
-
-func (f *fault) callCount() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.calls
-}
-
 type env struct {
 	fake     *fake.Server
-	fault    *fault
 	producer *producer.Producer
 	rdb      *redis.Client
 	insp     *asynq.Inspector
@@ -81,6 +36,8 @@ type env struct {
 type opts struct {
 	secret   string
 	maxRetry int
+	// timeout bounds each DingTalk call; if zero, 2s.
+	timeout time.Duration
 }
 
 func setup(t *testing.T, o opts) *env {
@@ -90,11 +47,14 @@ func setup(t *testing.T, o opts) *env {
 	t.Cleanup(func() { _ = rdb.Close() })
 
 	fk := fake.New([]fake.App{{Key: appKey, Secret: appSecret, AgentID: agentID}}, nil)
-	ft := &fault{}
-	srv := httptest.NewServer(ft.wrap(fk))
+	srv := httptest.NewServer(fk)
 	t.Cleanup(srv.Close)
 
-	client, err := dingtalk.NewClient(dingtalk.WithBaseURL(srv.URL), dingtalk.WithTimeout(2*time.Second))
+	timeout := o.timeout
+	if timeout == 0 {
+		timeout = 2 * time.Second
+	}
+	client, err := dingtalk.NewClient(dingtalk.WithBaseURL(srv.URL), dingtalk.WithTimeout(timeout))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +84,7 @@ func setup(t *testing.T, o opts) *env {
 		t.Fatal(err)
 	}
 	insp := asynq.NewInspectorFromRedisClient(rdb)
-	return &env{fake: fk, fault: ft, producer: p, rdb: rdb, insp: insp}
+	return &env{fake: fk, producer: p, rdb: rdb, insp: insp}
 }
 
 func (e *env) send(t *testing.T, m *producer.Message) string {
@@ -241,48 +201,134 @@ func TestBadSecretFailsAfterOneCall(t *testing.T) {
 	}
 }
 
+// sendCalls counts the calls to asyncsend_v2 the fake answered.
+func (e *env) sendCalls() int {
+	n := 0
+	for _, c := range e.fake.Calls() {
+		if c.Path == dingtalk.PathAsyncSendV2 {
+			n++
+		}
+	}
+	return n
+}
+
 func TestRetryPolicy(t *testing.T) {
 	tests := []struct {
 		name         string
 		maxRetry     int
-		n, code      int
-		body         string
+		fault        fake.Fault // on asyncsend_v2
 		wantStatus   producer.Status
 		wantAttempts int
 		wantErrCode  int
 		wantClass    string
 	}{
-		{name: "bad userid is permanent", n: 1, code: 200, body: `{"errcode":33012,"errmsg":"无效的USERID"}`,
+		{name: "bad userid is permanent", fault: fake.Fault{Code: 33012, Times: 1},
 			wantStatus: producer.StatusFailed, wantAttempts: 1, wantErrCode: 33012, wantClass: "permanent"},
-		{name: "HTTP 500 is retried", n: 2, code: 500, body: `<html>oops</html>`,
+		{name: "bad agent is permanent", fault: fake.Fault{Code: 40056, Times: 1},
+			wantStatus: producer.StatusFailed, wantAttempts: 1, wantErrCode: 40056, wantClass: "permanent"},
+		{name: "monthly quota is permanent", fault: fake.Fault{Code: 90020, Times: 1},
+			wantStatus: producer.StatusFailed, wantAttempts: 1, wantErrCode: 90020, wantClass: "permanent"},
+		{name: "no permission is permanent", fault: fake.Fault{Code: 88, SubCode: "60011", Times: 1},
+			wantStatus: producer.StatusFailed, wantAttempts: 1, wantErrCode: 88, wantClass: "permanent"},
+		{name: "HTTP 500 is retried", fault: fake.Fault{Status: 500, Times: 2},
 			wantStatus: producer.StatusSent, wantAttempts: 3, wantClass: "transient"},
-		{name: "system busy is retried", n: 1, code: 200, body: `{"errcode":-1,"errmsg":"系统繁忙"}`,
+		{name: "system busy is retried", fault: fake.Fault{Code: -1, Times: 1},
 			wantStatus: producer.StatusSent, wantAttempts: 2, wantErrCode: -1, wantClass: "transient"},
-		{name: "malformed answer is retried", n: 1, code: 200, body: `{"errcode":0,`,
-			wantStatus: producer.StatusSent, wantAttempts: 2, wantClass: "transient"},
-		{name: "retries run out", maxRetry: 1, n: 5, code: 502, body: `bad gateway`,
+		{name: "retries run out", maxRetry: 1, fault: fake.Fault{Status: 502, Times: 5},
 			wantStatus: producer.StatusFailed, wantAttempts: 2, wantClass: "transient"},
-		{name: "throttling waits and is not a failure", maxRetry: 1, n: 2, code: 200, body: `{"errcode":90018,"errmsg":"too fast"}`,
+		{name: "throttling waits and is not a failure", maxRetry: 1, fault: fake.Fault{Code: 90018, Times: 2},
 			wantStatus: producer.StatusSent, wantAttempts: 3, wantErrCode: 90018, wantClass: "throttled"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			e := setup(t, opts{maxRetry: tt.maxRetry})
-			e.fault.set(dingtalk.PathAsyncSendV2, tt.n, tt.code, tt.body)
+			tt.fault.Path = dingtalk.PathAsyncSendV2
+			if err := e.fake.AddFault(tt.fault); err != nil {
+				t.Fatal(err)
+			}
 			id := e.send(t, &producer.Message{Msg: dingtalk.TextMessage("hi")})
 			o := e.wait(t, id)
 			if o.Status != tt.wantStatus || o.Attempts != tt.wantAttempts {
 				t.Fatalf("outcome %s after %d attempts, want %s after %d: %+v", o.Status, o.Attempts, tt.wantStatus, tt.wantAttempts, o)
 			}
-			if got := e.fault.callCount(); got != tt.wantAttempts {
+			if got := e.sendCalls(); got != tt.wantAttempts {
 				t.Errorf("calls to DingTalk: got %d, want %d", got, tt.wantAttempts)
 			}
 			if o.LastError == nil || o.LastError.Code != tt.wantErrCode || o.LastError.Class != tt.wantClass {
 				t.Errorf("last error %+v, want errcode %d class %s", o.LastError, tt.wantErrCode, tt.wantClass)
 			}
 			if len(o.History) != tt.wantAttempts {
-				t.Errorf("history has %d attempts, want %d: %+v", len(o.History), tt.wantAttempts, o.History)
+				t.Fatalf("history has %d attempts, want %d: %+v", len(o.History), tt.wantAttempts, o.History)
+			}
+			// Every attempt shows its number, when it was and what came of it.
+			for i, a := range o.History {
+				if a.N != i+1 || a.At.IsZero() || a.Result == "" {
+					t.Errorf("history[%d] = %+v, want attempt %d with a time and a result", i, a, i+1)
+				}
+				last := i == len(o.History)-1
+				if !last && (a.Error == nil || a.Error.Code != tt.wantErrCode) {
+					t.Errorf("history[%d].Error = %+v, want errcode %d", i, a.Error, tt.wantErrCode)
+				}
+			}
+			if tt.wantStatus == producer.StatusFailed {
+				info, err := e.insp.GetTaskInfo(producer.QueueDefault, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if info.State != asynq.TaskStateArchived || info.LastErr == "" {
+					t.Errorf("task %v with last error %q, want archived with the reason", info.State, info.LastErr)
+				}
+			}
+		})
+	}
+}
+
+// TestFaultsEveryMessageSentOnce: under DingTalk's failures every message
+// ends sent, and DingTalk received each exactly once.
+func TestFaultsEveryMessageSentOnce(t *testing.T) {
+	const messages = 40
+	tests := []struct {
+		name     string
+		fault    fake.Fault
+		maxRetry int
+		timeout  time.Duration
+	}{
+		{name: "30% HTTP 500 on every endpoint", fault: fake.Fault{Status: 500, Fraction: 0.3}},
+		{name: "timeouts", fault: fake.Fault{Path: dingtalk.PathAsyncSendV2, Hang: true, Times: 10},
+			timeout: 300 * time.Millisecond},
+		// Throttling is not a failure: one retry allowed is enough.
+		{name: "30% 90018", fault: fake.Fault{Path: dingtalk.PathAsyncSendV2, Code: 90018, Fraction: 0.3}, maxRetry: 1},
+		{name: "30% system busy", fault: fake.Fault{Path: dingtalk.PathAsyncSendV2, Code: -1, Fraction: 0.3}},
+		{name: "slow answers", fault: fake.Fault{Latency: fake.Duration(100 * time.Millisecond), Fraction: 0.5}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := setup(t, opts{maxRetry: tt.maxRetry, timeout: tt.timeout})
+			if err := e.fake.AddFault(tt.fault); err != nil {
+				t.Fatal(err)
+			}
+			var ids []string
+			for i := range messages {
+				ids = append(ids, e.send(t, &producer.Message{Msg: dingtalk.TextMessage(fmt.Sprintf("m%d", i))}))
+			}
+			for _, id := range ids {
+				if o := e.wait(t, id); o.Status != producer.StatusSent {
+					t.Errorf("message %s: %s, want sent: %+v", id, o.Status, o.LastError)
+				}
+			}
+			seen := map[string]int{}
+			for _, s := range e.fake.Sent() {
+				seen[s.Request.Msg.Text.Content]++
+			}
+			for i := range messages {
+				if n := seen[fmt.Sprintf("m%d", i)]; n != 1 {
+					t.Errorf("m%d: DingTalk received it %d times, want once", i, n)
+				}
+			}
+			if st := e.fake.Stats(); st.Faulted == 0 {
+				t.Errorf("no call was faulted: the test tested nothing")
 			}
 		})
 	}
@@ -294,13 +340,15 @@ func TestRevokedTokenIsRefetchedOnce(t *testing.T) {
 	if o.Status != producer.StatusSent {
 		t.Fatalf("first message %s", o.Status)
 	}
-	e.fake.Reset() // forgets every token: the worker's cached one is now refused
+	if !e.fake.Revoke(appKey) {
+		t.Fatalf("Revoke: the app had no token")
+	}
 	o = e.wait(t, e.send(t, &producer.Message{Msg: dingtalk.TextMessage("two")}))
 	if o.Status != producer.StatusSent || o.Attempts != 1 {
 		t.Fatalf("second message %s after %d attempts, want sent after 1 (token refetched inside the attempt)", o.Status, o.Attempts)
 	}
-	if n := e.fake.TokenFetches(appKey); n != 1 {
-		t.Errorf("gettoken calls since the revocation: got %d, want 1", n)
+	if n := e.fake.TokenFetches(appKey); n != 2 {
+		t.Errorf("gettoken calls: got %d, want 2 (one more after the revocation)", n)
 	}
 	var refused int
 	for _, c := range e.fake.Calls() {
