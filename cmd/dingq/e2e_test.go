@@ -30,8 +30,9 @@ func TestThreeProcesses(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts processes; skipped with -short")
 	}
+	t.Parallel()
 	rs := redistest.Start(t)
-	bin := buildBinary(t)
+	bin := sharedBinary(t)
 	dir := t.TempDir()
 
 	fakeAddr := freeAddr(t)
@@ -202,16 +203,6 @@ log:
 			}
 		}
 	}
-}
-
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "dingq")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
 }
 
 // start runs bin with args and env added to the environment, and stops it
