@@ -23,13 +23,25 @@ func newFakeCmd() *cobra.Command {
 		corps    []string
 		lifetime time.Duration
 		faults   []string
+		limits   limitFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "fake-dingtalk",
 		Short: "Run dingq's fake DingTalk server, for trials and tests",
-		Long: `Serves a fake of DingTalk's legacy host (gettoken, asyncsend_v2) with DingTalk's
-answers and error codes, and records every call. Point dingtalk.base_url at it.
-What it saw: GET /_fake/stats, /_fake/calls, /_fake/sent; POST /_fake/reset.
+		Long: `Serves a fake of DingTalk's legacy host (gettoken, asyncsend_v2, getsendresult)
+with DingTalk's answers and error codes, and records every call. Point
+dingtalk.base_url at it. What it saw: GET /_fake/stats, /_fake/calls,
+/_fake/sent; POST /_fake/reset.
+
+It enforces DingTalk's rate limits, standard edition by default (0 turns one
+off, --no-limits all): --calls-per-second per app per API (over it: errcode
+90018; gettoken exempt), --recipients-per-minute per app (the recipients over
+it are silently dropped, as DingTalk does; getsendresult lists them with code
+143103), --calls-per-20s over all calls (over it: the IP ban
+{"status":1111,...} on every call for --ban). GET/PUT /_fake/limits shows and
+changes them at any time. The stats add "throttled", "ip_banned", "dropped"
+by app, and the highest rates each app reached: "max_calls_per_second"
+(accepted sends in any second) and "max_recipients_per_minute".
 
 Make DingTalk misbehave with faults: --fault at start, or at any time
 GET/POST/DELETE /_fake/faults (list, add one as JSON, clear). A fault answers
@@ -38,7 +50,8 @@ the per-IP ban ("ip_ban"), never ("hang"), and/or late ("latency"), on one
 endpoint ("path") or all, for the next "times" calls or a "fraction" of them.
 POST /_fake/revoke?app=APPKEY revokes an app's token at once.`,
 		Example: `  dingq fake-dingtalk --listen 127.0.0.1:9090 --app dingfakehr:s3cret:123456
-  dingq fake-dingtalk --app dingfakehr:s3cret \
+  dingq fake-dingtalk --app dingfakehr:s3cret --calls-per-second 40 --ban 1m
+  dingq fake-dingtalk --app dingfakehr:s3cret --no-limits \
     --fault '{"path":"/topapi/message/corpconversation/asyncsend_v2","status":500,"fraction":0.3}' \
     --fault '{"path":"/gettoken","code":-1,"times":2}'`,
 		Args: cobra.NoArgs,
@@ -61,7 +74,11 @@ POST /_fake/revoke?app=APPKEY revokes an app's token at once.`,
 			if len(fapps) == 0 {
 				return errors.New("give at least one --app KEY:SECRET[:AGENT_ID] or --corp ID:SECRET[:AGENT_ID]")
 			}
-			f := fake.New(fapps, &fake.Options{TokenLifetime: lifetime})
+			lim, err := limits.limits(cmd)
+			if err != nil {
+				return err
+			}
+			f := fake.New(fapps, &fake.Options{TokenLifetime: lifetime, Limits: lim})
 			for i, v := range faults {
 				if err := addFaultFlag(f, v); err != nil {
 					return fmt.Errorf("--fault #%d: %w", i+1, err)
@@ -85,7 +102,54 @@ POST /_fake/revoke?app=APPKEY revokes an app's token at once.`,
 	fl.StringArrayVar(&corps, "corp", nil, "a legacy corp as CORPID:CORPSECRET[:AGENT_ID]; repeatable")
 	fl.DurationVar(&lifetime, "token-lifetime", fake.DefaultTokenLifetime, "how long a token lives")
 	fl.StringArrayVar(&faults, "fault", nil, `a fault as JSON, such as '{"path":"/gettoken","code":-1,"times":2}'; repeatable`)
+	fl.IntVar(&limits.callsPerSecond, "calls-per-second", fake.DefaultLimits.CallsPerSecond,
+		"calls per app per API in any second, over which calls answer 90018 (0: no limit)")
+	fl.IntVar(&limits.recipientsPerMinute, "recipients-per-minute", fake.DefaultLimits.RecipientsPerMinute,
+		"recipients per app in any minute, over which they are dropped (0: no limit)")
+	fl.IntVar(&limits.callsPer20s, "calls-per-20s", fake.DefaultLimits.CallsPer20s,
+		"calls in any 20 seconds, over which every call gets the IP ban (0: no limit)")
+	fl.DurationVar(&limits.ban, "ban", fake.DefaultBan, "how long the IP ban lasts")
+	fl.BoolVar(&limits.none, "no-limits", false, "enforce no rate limit")
 	return cmd
+}
+
+// limitFlags are the rate-limit flags of fake-dingtalk.
+type limitFlags struct {
+	callsPerSecond      int
+	recipientsPerMinute int
+	callsPer20s         int
+	ban                 time.Duration
+	none                bool
+}
+
+// limits returns the limits the flags ask for: nil with --no-limits. The
+// error names the flag at fault.
+func (lf limitFlags) limits(cmd *cobra.Command) (*fake.Limits, error) {
+	for _, f := range []struct {
+		name, zero string
+		neg        bool
+	}{
+		{"--calls-per-second", "turns the limit off", lf.callsPerSecond < 0},
+		{"--recipients-per-minute", "turns the limit off", lf.recipientsPerMinute < 0},
+		{"--calls-per-20s", "turns the limit off", lf.callsPer20s < 0},
+		{"--ban", "means 5m", lf.ban < 0},
+	} {
+		if f.neg {
+			return nil, fmt.Errorf("%s must be >= 0 (0 %s)", f.name, f.zero)
+		}
+		if lf.none && cmd.Flags().Changed(strings.TrimPrefix(f.name, "--")) {
+			return nil, fmt.Errorf("--no-limits and %s: give one or the other", f.name)
+		}
+	}
+	if lf.none {
+		return nil, nil
+	}
+	return &fake.Limits{
+		CallsPerSecond:      lf.callsPerSecond,
+		RecipientsPerMinute: lf.recipientsPerMinute,
+		CallsPer20s:         lf.callsPer20s,
+		Ban:                 fake.Duration(lf.ban),
+	}, nil
 }
 
 // addFaultFlag adds the fault one --fault gives as JSON: one object, no

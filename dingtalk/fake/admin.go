@@ -26,6 +26,9 @@ const (
 	PathAdminFaults = adminPrefix + "faults"
 	// PathAdminRevoke revokes an app's token: POST /_fake/revoke?app=APPID.
 	PathAdminRevoke = adminPrefix + "revoke"
+	// PathAdminLimits shows (GET) and sets (PUT, Limits as JSON) the rate
+	// limits.
+	PathAdminLimits = adminPrefix + "limits"
 )
 
 // adminMethods are the HTTP methods each admin endpoint takes.
@@ -36,6 +39,7 @@ var adminMethods = map[string][]string{
 	PathAdminReset:  {http.MethodPost},
 	PathAdminFaults: {http.MethodGet, http.MethodPost, http.MethodDelete},
 	PathAdminRevoke: {http.MethodPost},
+	PathAdminLimits: {http.MethodGet, http.MethodPut},
 }
 
 // Stats is the answer of GET /_fake/stats.
@@ -46,14 +50,44 @@ type Stats struct {
 	TokenFetches map[string]int `json:"token_fetches"`
 	// Faulted counts the calls a fault fired on, latency alone included.
 	Faulted int `json:"faulted"`
+	// Throttled counts the calls the limits answered 90018
+	// (CallsPerSecond); calls a fault answered 90018 are not among them.
+	Throttled int `json:"throttled"`
+	// IPBanned counts the calls the limits answered with the IP ban
+	// (CallsPer20s), the call that started a ban included.
+	IPBanned int `json:"ip_banned"`
+	// MaxCallsPerSecond is, by app id, the most accepted asyncsend_v2 calls
+	// seen in any sliding 1-second window, limits or not.
+	MaxCallsPerSecond map[string]int `json:"max_calls_per_second"`
+	// MaxRecipientsPerMinute is, by app id, the most recipients delivered
+	// (not dropped) seen in any sliding 60-second window, limits or not.
+	MaxRecipientsPerMinute map[string]int `json:"max_recipients_per_minute"`
+	// Dropped counts, by app id, the recipients dropped for the limit of
+	// recipients per minute.
+	Dropped map[string]int `json:"dropped"`
+	// Limits are the limits in force.
+	Limits Limits `json:"limits"`
 }
 
 // Stats returns how many calls, accepted sends and faulted calls the fake
-// has seen, and its gettoken calls by the appkey or corpid they named.
+// has seen, its gettoken calls by the appkey or corpid they named, what the
+// limits refused and dropped, and the highest rates each app reached. The
+// maps are never nil.
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Stats{Calls: len(s.calls), Sent: len(s.sent), TokenFetches: maps.Clone(s.fetches), Faulted: s.faulted}
+	return Stats{
+		Calls:                  len(s.calls),
+		Sent:                   len(s.sent),
+		TokenFetches:           maps.Clone(s.fetches),
+		Faulted:                s.faulted,
+		Throttled:              s.throttled,
+		IPBanned:               s.ipBanned,
+		MaxCallsPerSecond:      maps.Clone(s.maxCallsPerSecond),
+		MaxRecipientsPerMinute: maps.Clone(s.maxRecipientsPerMinute),
+		Dropped:                maps.Clone(s.dropped),
+		Limits:                 s.limits,
+	}
 }
 
 // serveAdmin answers the admin endpoints. They are not recorded as calls,
@@ -89,12 +123,29 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		}
 		okReply(field{"revoked", s.Revoke(app)}).write(w)
 		return
+	case PathAdminLimits:
+		if r.Method == http.MethodGet {
+			v = s.Limits()
+			break
+		}
+		var l Limits
+		err := decodeStrict(w, r, &l, "limits", "Limits")
+		if err == nil {
+			err = s.SetLimits(l)
+		}
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		okReply().write(w)
+		return
 	case PathAdminFaults:
 		switch r.Method {
 		case http.MethodGet:
 			v = s.Faults()
 		case http.MethodPost:
-			f, err := decodeFault(w, r)
+			var f Fault
+			err := decodeStrict(w, r, &f, "fault", "a Fault")
 			if err == nil {
 				err = s.AddFault(f)
 			}
@@ -121,22 +172,22 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 	writeRaw(w, http.StatusOK, b.Bytes())
 }
 
-// decodeFault reads the Fault in a request's body: one JSON object, no
-// unknown field, at most MaxBodyBytes.
-func decodeFault(w http.ResponseWriter, r *http.Request) (Fault, error) {
-	var f Fault
+// decodeStrict reads a request's body into v: one JSON object, no unknown
+// field, at most MaxBodyBytes. Errors start with prefix, as in "fault:
+// empty body, want a Fault as a JSON object", want naming v's type.
+func decodeStrict(w http.ResponseWriter, r *http.Request, v any, prefix, want string) error {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&f); err != nil {
+	if err := dec.Decode(v); err != nil {
 		if errors.Is(err, io.EOF) {
-			return Fault{}, errors.New("fault: empty body, want a Fault as a JSON object")
+			return fmt.Errorf("%s: empty body, want %s as a JSON object", prefix, want)
 		}
-		return Fault{}, fmt.Errorf("fault: decoding JSON: %w", err)
+		return fmt.Errorf("%s: decoding JSON: %w", prefix, err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return Fault{}, errors.New("fault: decoding JSON: data after the object")
+		return fmt.Errorf("%s: decoding JSON: data after the object", prefix)
 	}
-	return f, nil
+	return nil
 }
 
 // redactedSent is Sent with any secret or token in a message replaced by
@@ -145,12 +196,19 @@ func (s *Server) redactedSent() []Sent {
 	sent := s.Sent()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	secrets := s.secrets()
 	for i := range sent {
 		m := &sent[i]
 		m.Token = ""
 		if b := s.redact(m.Body); string(b) != string(m.Body) {
 			m.Body = b
 			m.Request = decodeWire(b)
+		}
+		for j, id := range m.Dropped {
+			for _, secret := range secrets {
+				id = string(replaceSecret([]byte(id), secret))
+			}
+			m.Dropped[j] = id
 		}
 	}
 	return sent

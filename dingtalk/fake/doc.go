@@ -21,6 +21,16 @@
 //     other fault 400002. An agent_id other than the app's [App.AgentID]
 //     answers 40056. An accepted send answers an increasing task_id and is
 //     recorded as a [Sent].
+//   - POST /topapi/message/corpconversation/getsendresult?access_token=T
+//     with {"agent_id":N,"task_id":N}, token errors as above. It answers
+//     send_result with the delivered users in unread_user_id_list (nobody
+//     reads in the fake) and the recipients dropped by the limit of
+//     recipients per minute in forbidden_user_id_list and forbidden_list
+//     ({"code":"143103","count":1,"userid":ID}; a dropped department is
+//     named by its dept id, to_all_user by "@all"); the other lists are
+//     empty. A task that is not one of the app's sends of the last 24 hours
+//     with that agent_id answers 400002, a missing field 40035, an agent_id
+//     other than the app's 40056.
 //   - Any other path under /topapi/, or a topapi path called with the wrong
 //     HTTP method: errcode 22 "Invalid method". Any other unknown path, or
 //     /gettoken with a method other than GET: HTTP 404 with
@@ -39,21 +49,53 @@
 // effect (nothing is sent, no token issued), though a faulted gettoken
 // still counts as a fetch.
 //
+// The fake can enforce DingTalk's rate limits, as [Limits] set with
+// [Options], [Server.SetLimits] or PUT /_fake/limits. It enforces none
+// unless asked (Options.Limits nil); [DefaultLimits] are DingTalk's
+// standard edition's, in parentheses below:
+//
+//   - CallsPerSecond per app per API (endpoint) in any sliding second
+//     (20): a call over it answers errcode 90018 and has no effect.
+//     gettoken is exempt.
+//   - RecipientsPerMinute per app in any sliding minute (5,000), counting
+//     each user id, department id and to_all_user of accepted sends: as
+//     DingTalk does, the send still answers ok with a task_id, and the
+//     recipients over the limit are silently dropped, the last ones of the
+//     call first; getsendresult reports them with code "143103".
+//   - CallsPer20s over every call (the per-IP rule) in any sliding 20
+//     seconds (10,000): the call over it and every call for the Ban that
+//     follows (5 minutes unless set) answer the IP ban
+//     {"status":1111,"wait":M,"punish":"deny"}, M in minutes.
+//
+// Limits read the clock of Options.Now, so tests need no sleeping. A call
+// a fault answers is not counted by them, and a call they refuse is not
+// counted as accepted. [Server.Stats] tells what they did (throttled,
+// ip_banned, dropped) and how fast each app went: the most accepted
+// asyncsend_v2 calls in any second and the most delivered recipients in
+// any minute, limits or not.
+//
 // Every call to the DingTalk endpoints is recorded as a [Call], with the
-// fault that fired on it if any; read them with [Server.Calls],
+// fault that fired on it, or the limit that refused it, if any; read them with [Server.Calls],
 // [Server.Sent], [Server.TokenFetches] and [Server.Stats], or over HTTP from
 // the admin endpoints, which are not recorded and never faulted themselves:
 //
 //	GET    /_fake/calls          every Call, as JSON
 //	GET    /_fake/sent           every accepted send, as JSON
-//	GET    /_fake/stats          {"calls":N,"sent":N,"token_fetches":{"<appkey>":N,...},"faulted":N}
-//	POST   /_fake/reset          forget calls, sends, tokens and faults; apps stay
+//	GET    /_fake/stats          {"calls":N,"sent":N,"token_fetches":{"<appkey>":N,...},"faulted":N,
+//	                             "throttled":N,"ip_banned":N,"max_calls_per_second":{"<appkey>":N,...},
+//	                             "max_recipients_per_minute":{...},"dropped":{...},"limits":{...}}
+//	POST   /_fake/reset          forget calls, sends, tokens, faults and what the limits
+//	                             counted; apps and limits stay
 //	POST   /_fake/revoke?app=ID  revoke the token of the app with that appkey or corpid:
 //	                             {"errcode":0,"errmsg":"ok","revoked":true|false}
 //	GET    /_fake/faults         the active faults, as JSON
 //	POST   /_fake/faults         add the Fault in the body, such as
 //	                             {"path":"/gettoken","code":-1,"times":2}; 400 if invalid
 //	DELETE /_fake/faults         clear every fault
+//	GET    /_fake/limits         the Limits in force, as JSON
+//	PUT    /_fake/limits         set the Limits in the body, such as
+//	                             {"calls_per_second":20,"ban":"1m"}; a field left out
+//	                             is 0, which turns that limit off; 400 if invalid
 //
 // Neither the records nor the admin endpoints ever show an app secret or an
 // access token, revoked ones included: the token travels in the query,
@@ -61,8 +103,9 @@
 // is replaced by "***".
 //
 // Each endpoint is one entry of a route table and one handler, run with the
-// server's lock held; faults are chosen under the lock, but their latency
-// and hanging wait without it, so other calls go on meanwhile.
+// server's lock held; faults are chosen and limits applied under the lock,
+// but a fault's latency and hanging wait without it, so other calls go on
+// meanwhile.
 //
 // This package imports only the standard library and dingq's dingtalk
 // package; it must never import asynq, go-redis or any other dingq package.

@@ -48,8 +48,11 @@ type Options struct {
 	// If zero (or negative), DefaultTokenLifetime (7200 s, DingTalk's).
 	TokenLifetime time.Duration
 	// Now tells the time. If nil, time.Now; tests inject a clock so expiry
-	// needs no sleeping.
+	// and rate limits need no sleeping.
 	Now func() time.Time
+	// Limits are the rate limits to enforce, such as &DefaultLimits. If nil,
+	// none: every call is taken however fast it comes.
+	Limits *Limits
 }
 
 func (o *Options) setDefaults() {
@@ -78,16 +81,36 @@ type Server struct {
 	nextTask int64
 	faults   []Fault // active, in the order added
 	faulted  int     // calls a fault fired on
+
+	limits      Limits
+	apiCalls    map[apiKey]*window // calls counted by CallsPerSecond
+	ipCalls     *window            // calls counted by CallsPer20s
+	bannedUntil time.Time          // the end of the IP ban; zero if none
+	throttled   int                // calls answered 90018 by CallsPerSecond
+	ipBanned    int                // calls answered the IP ban by CallsPer20s
+	// By app: accepted asyncsend_v2 calls in the last second, recipients
+	// delivered in the last minute, and what Stats reports of them.
+	sends                  map[string]*window
+	delivered              map[string]*window
+	maxCallsPerSecond      map[string]int
+	maxRecipientsPerMinute map[string]int
+	dropped                map[string]int
 }
 
 // New returns a fake host that knows apps. opts may be nil. It panics on an
-// App with neither Key nor CorpID.
+// App with neither Key nor CorpID, and on Limits that do not validate.
 func New(apps []App, opts *Options) *Server {
 	s := &Server{byKey: map[string]*App{}, byCorp: map[string]*App{}}
 	if opts != nil {
 		s.opts = *opts
 	}
 	s.opts.setDefaults()
+	if l := s.opts.Limits; l != nil {
+		if err := l.Validate(); err != nil {
+			panic("fake: New: " + err.Error())
+		}
+		s.limits = *l
+	}
 	s.routes = s.defaultRoutes()
 	s.reset()
 	for _, a := range apps {
@@ -128,8 +151,9 @@ func (s *Server) app(id string) *App {
 	return s.byCorp[id]
 }
 
-// Reset forgets every call, send, token and fault, and starts task ids
-// again from FirstTaskID, as if the server were new. Apps stay.
+// Reset forgets every call, send, token and fault, what the limits
+// counted (an IP ban included) and the stats, and starts task ids again
+// from FirstTaskID, as if the server were new. Apps and limits stay.
 func (s *Server) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -145,6 +169,15 @@ func (s *Server) reset() {
 	s.nextTask = FirstTaskID
 	s.faults = nil
 	s.faulted = 0
+	s.apiCalls = map[apiKey]*window{}
+	s.ipCalls = &window{span: perIPSpan}
+	s.bannedUntil = time.Time{}
+	s.throttled, s.ipBanned = 0, 0
+	s.sends = map[string]*window{}
+	s.delivered = map[string]*window{}
+	s.maxCallsPerSecond = map[string]int{}
+	s.maxRecipientsPerMinute = map[string]int{}
+	s.dropped = map[string]int{}
 }
 
 // route is one endpoint of the fake host.
@@ -160,6 +193,7 @@ func (s *Server) defaultRoutes() map[string]route {
 	return map[string]route{
 		dingtalk.PathGetToken:    {method: http.MethodGet, handle: s.getToken},
 		dingtalk.PathAsyncSendV2: {method: http.MethodPost, handle: s.asyncSendV2},
+		PathGetSendResult:        {method: http.MethodPost, handle: s.getSendResult},
 	}
 }
 
@@ -171,6 +205,7 @@ type exchange struct {
 	app   string // the app the call was for, "" if unknown
 	now   time.Time
 	fault string // the fault that fired on the call, described; "" if none
+	limit string // the limit that refused the call, as Call.Limit names it
 }
 
 // topAPIPrefix starts the paths whose answers carry a request_id and wrap
@@ -180,7 +215,8 @@ const topAPIPrefix = "/topapi/"
 func isTopAPI(path string) bool { return strings.HasPrefix(path, topAPIPrefix) }
 
 // ServeHTTP answers one call as DingTalk's legacy host would, or as a
-// fault says, and records it. A call a fault kept waiting until its context
+// fault or a limit says, and records it. A call a fault answers is not
+// counted by the limits. A call a fault kept waiting until its context
 // ended gets no answer at all: ServeHTTP panics with http.ErrAbortHandler,
 // which net/http's server takes as "drop the connection" (it also ends a
 // hung call when the server shuts down, if the server's BaseContext ends).
@@ -216,13 +252,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	rt, known := s.routes[r.URL.Path]
+	routed := known && rt.method == r.Method
 	s.mu.Lock()
 	s.begin(x)
-	var rp reply
+	rp, limited := s.limit(x, routed)
 	switch {
-	case (!known || rt.method != r.Method) && isTopAPI(r.URL.Path):
+	case limited:
+	case !routed && isTopAPI(r.URL.Path):
 		rp = reply{code: codeInvalidMethod, msg: "Invalid method"}
-	case !known || rt.method != r.Method:
+	case !routed:
 		rp = notFound()
 	case readErr != nil:
 		rp = reply{code: codeBadParam, msg: "参数错误: " + readErr.Error()}

@@ -197,7 +197,7 @@ func faultReply(f *Fault) reply {
 		}
 		return reply{status: f.Status, text: true, body: []byte(strconv.Itoa(f.Status) + " " + text + "\n")}
 	case f.IPBan:
-		return reply{body: []byte(ipBanBody)}
+		return ipBanReply(DefaultBan)
 	}
 	msg := f.Msg
 	if msg == "" {
@@ -215,10 +215,6 @@ func faultReply(f *Fault) reply {
 	}
 	return reply{code: f.Code, subCode: f.SubCode, subMsg: subMsg, msg: msg}
 }
-
-// ipBanBody is DingTalk's answer to an outbound IP over its call limit: no
-// errcode, and wait in minutes.
-const ipBanBody = `{"status":1111,"wait":5,"punish":"deny"}`
 
 // codeMessages are DingTalk's errmsg for the codes a fault is likely to
 // inject.
@@ -239,7 +235,7 @@ var codeMessages = map[int]string{
 	60020:             "访问ip不在白名单之中",
 	90001:             "您的服务器调用钉钉开放平台所有接口的请求都被暂时禁用了",
 	90002:             "您的服务器调用钉钉开放平台当前接口的所有请求都被暂时禁用了",
-	90018:             "接口调用超过限流，请降低调用频率",
+	codeThrottled:     "接口调用超过限流，请降低调用频率",
 	90020:             "接口调用次数超过企业每月限额",
 	codeBadParam:      "参数错误",
 }

@@ -31,6 +31,10 @@ type Call struct {
 	// "" if none did. A call whose client gave up during a latency has
 	// " (client gave up)" added.
 	Fault string `json:"fault,omitempty"`
+	// Limit names the limit that refused the call by its JSON name in
+	// [Limits]: "calls_per_second" (answered 90018) or "calls_per_20s"
+	// (answered the IP ban); "" if none did.
+	Limit string `json:"limit,omitempty"`
 	// Body is the request body as received, nil if empty (as for GET). Any
 	// access token or app secret in it is replaced by "***", and a body that
 	// is not JSON is kept as a JSON string.
@@ -50,6 +54,10 @@ type Sent struct {
 	// Request is Body, decoded.
 	Request dingtalk.SendWire `json:"request"`
 	Time    time.Time         `json:"time"`
+	// Dropped are the recipients the limit of recipients per minute
+	// dropped, in the call's order: user ids, then department ids, then
+	// "@all" for to_all_user. They are the last ones of the call.
+	Dropped []string `json:"dropped,omitempty"`
 }
 
 // record appends the call x answered with rp. s.mu is held.
@@ -66,6 +74,7 @@ func (s *Server) record(x *exchange, rp reply) {
 		ErrCode: rp.code,
 		Status:  status,
 		Fault:   x.fault,
+		Limit:   x.limit,
 		Body:    s.redact(x.body, x.token),
 	})
 }
@@ -90,6 +99,7 @@ func (s *Server) Sent() []Sent {
 	out := make([]Sent, len(s.sent))
 	for i, m := range s.sent {
 		m.Body = slices.Clone(m.Body)
+		m.Dropped = slices.Clone(m.Dropped)
 		// Decode again rather than share the recorded message's pointers.
 		m.Request = decodeWire(m.Body)
 		out[i] = m

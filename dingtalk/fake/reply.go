@@ -19,6 +19,7 @@ const (
 	codeBadAgentID    = 40056  // 不合法的agentId
 	codeBadCorpSecret = 40089  // 不合法的corpid或corpsecret
 	codeBadAppSecret  = 40096  // 不合法的appKey或appSecret
+	codeThrottled     = 90018  // 接口调用超过限流: the per-app-per-API limit
 	codeBadParam      = 400002 // 参数错误
 )
 

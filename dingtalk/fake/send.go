@@ -11,8 +11,9 @@ import (
 
 // asyncSendV2 answers POST /topapi/message/corpconversation/asyncsend_v2:
 // token, then body, then the dingtalk package's own validation, then the
-// app's agent id. An accepted send gets the next task id and is recorded.
-// s.mu is held.
+// app's agent id. An accepted send gets the next task id and is recorded,
+// with the recipients the limit of recipients per minute dropped. s.mu is
+// held.
 func (s *Server) asyncSendV2(x *exchange) reply {
 	t, bad := s.authorize(x)
 	if bad != nil {
@@ -39,6 +40,7 @@ func (s *Server) asyncSendV2(x *exchange) reply {
 		Body:    slices.Clone(x.body),
 		Request: wire,
 		Time:    x.now,
+		Dropped: s.admit(t.app, recipients(wire), x.now),
 	})
 	return okReply(field{"task_id", id})
 }
