@@ -175,6 +175,19 @@ type Transition struct {
 	Attempt *Attempt
 }
 
+// Status returns the status of id's record, or ErrNotFound: one read, for
+// a worker checking a message before it spends DingTalk's budget on it.
+func (s *Store) Status(ctx context.Context, id string) (Status, error) {
+	v, err := s.rdb.HGet(ctx, s.keys.Outcome(id), fieldStatus).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("outcome: reading %s: %w", id, err)
+	}
+	return Status(v), nil
+}
+
 // Apply moves the record of id to t.To. It refuses, with a *TerminalError,
 // a record that is already terminal, and returns ErrNotFound for a missing
 // one. It returns the attempt count after the change.

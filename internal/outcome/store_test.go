@@ -697,3 +697,21 @@ func TestStatusTerminal(t *testing.T) {
 		})
 	}
 }
+
+func TestStatus(t *testing.T) {
+	s, _, _ := setup(t)
+	ctx := context.Background()
+	if _, err := s.Status(ctx, "missing"); !errors.Is(err, outcome.ErrNotFound) {
+		t.Errorf("Status(missing): got %v, want %v", err, outcome.ErrNotFound)
+	}
+	create(t, s, "m1")
+	if got, err := s.Status(ctx, "m1"); err != nil || got != outcome.StatusQueued {
+		t.Errorf("Status(m1): got %v, %v; want %v", got, err, outcome.StatusQueued)
+	}
+	if _, err := s.Apply(ctx, "m1", outcome.Transition{To: outcome.StatusSent}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Status(ctx, "m1"); err != nil || got != outcome.StatusSent {
+		t.Errorf("Status(m1) after Apply: got %v, %v; want %v", got, err, outcome.StatusSent)
+	}
+}
