@@ -20,6 +20,21 @@ type App struct {
 	Name        string
 	Credentials dingtalk.Credentials
 	AgentID     int64
+	// RateLimit is the app's share of DingTalk's limits, for the whole
+	// fleet.
+	RateLimit AppLimits
+}
+
+// AppLimits are an app's rate limits, shared by every worker. A zero field
+// takes DingTalk's standard-edition figure; a negative one turns the limit
+// off.
+type AppLimits struct {
+	// CallsPerSecond caps the app's calls to each DingTalk API. If zero,
+	// 20.
+	CallsPerSecond int
+	// RecipientsPerMinute caps the recipients (user ids plus department
+	// ids) of the app's work notifications. If zero, 5,000.
+	RecipientsPerMinute int
 }
 
 // Handlers holds the task handlers and what they share.
@@ -31,6 +46,7 @@ type Handlers struct {
 	log    *zap.Logger
 	// maxDelay caps the backoff of throttled attempts (RetryMaxDelay).
 	maxDelay time.Duration
+	limits   *limits
 }
 
 // errUnknownApp fails a message for an app the worker is not configured for.
@@ -47,6 +63,22 @@ func (h *Handlers) HandleMessageSend(ctx context.Context, t *asynq.Task) error {
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	}
 	annotate(ctx, zap.String("message_id", p.ID), zap.String("app", p.App))
+
+	// A message already final takes none of DingTalk's budget.
+	st, err := h.store.Status(ctx, p.ID)
+	switch {
+	case err == nil && st.Terminal():
+		annotate(ctx, zap.String("status", string(st)), zap.Bool("duplicate", true))
+		return nil
+	case err != nil && !errors.Is(err, outcome.ErrNotFound):
+		return err
+	}
+	app, known := h.apps[p.App]
+	if known {
+		if err := h.limits.admit(ctx, app.Name, dingtalk.PathAsyncSendV2, recipients(p)); err != nil {
+			return err
+		}
+	}
 
 	n, err := h.store.Apply(ctx, p.ID, outcome.Transition{To: outcome.StatusSending, NewAttempt: true})
 	if errors.Is(err, outcome.ErrNotFound) {
@@ -66,8 +98,7 @@ func (h *Handlers) HandleMessageSend(ctx context.Context, t *asynq.Task) error {
 	}
 	annotate(ctx, zap.Int("attempt", n))
 
-	app, ok := h.apps[p.App]
-	if !ok {
+	if !known {
 		return h.finish(ctx, p.ID, n, fmt.Errorf("%w %q: not in this worker's dingtalk.apps", errUnknownApp, p.App))
 	}
 	req := &dingtalk.SendRequest{AgentID: app.AgentID, UserIDs: p.UserIDs, DeptIDs: p.DeptIDs,
@@ -97,6 +128,7 @@ func (h *Handlers) send(ctx context.Context, app App, req *dingtalk.SendRequest)
 		return nil, err
 	}
 	res, err := h.client.SendWorkNotification(ctx, tok, req)
+	h.limits.observe(ctx, app.Name, dingtalk.PathAsyncSendV2, err)
 	if dingtalk.Classify(err) != dingtalk.ClassTokenInvalid {
 		return res, err
 	}
@@ -104,7 +136,24 @@ func (h *Handlers) send(ctx context.Context, app App, req *dingtalk.SendRequest)
 	if tok, err = h.tokens.Token(ctx, app.Name, app.Credentials); err != nil {
 		return nil, err
 	}
-	return h.client.SendWorkNotification(ctx, tok, req)
+	// The second call takes its own slot.
+	if err := h.limits.admit(ctx, app.Name, dingtalk.PathAsyncSendV2, len(req.UserIDs)+len(req.DeptIDs)); err != nil {
+		return nil, err
+	}
+	res, err = h.client.SendWorkNotification(ctx, tok, req)
+	h.limits.observe(ctx, app.Name, dingtalk.PathAsyncSendV2, err)
+	return res, err
+}
+
+// recipients is what a message costs against the recipients limit: its
+// user ids and department ids (a department counts as one: its size is
+// not known here), or one for a message to the whole company.
+func recipients(p *producer.MessageSendPayload) int {
+	n := len(p.UserIDs) + len(p.DeptIDs)
+	if n == 0 {
+		n = 1
+	}
+	return n
 }
 
 // finish records a failed attempt and tells the queue what follows: a
@@ -132,6 +181,10 @@ func (h *Handlers) finish(ctx context.Context, id string, n int, err error) erro
 	}
 	if final {
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	}
+	var te *throttledError
+	if errors.As(err, &te) {
+		return te // the limiter's own wait
 	}
 	if class == dingtalk.ClassThrottled {
 		wait := throttleWait(err, n, h.maxDelay)
@@ -176,8 +229,12 @@ func errorInfo(err error) *outcome.ErrorInfo {
 
 // classify is dingtalk.Classify plus the worker's own permanent errors.
 func classify(err error) dingtalk.Class {
-	if errors.Is(err, errUnknownApp) {
+	var le *limitError
+	switch {
+	case errors.Is(err, errUnknownApp):
 		return dingtalk.ClassPermanent
+	case errors.As(err, &le):
+		return dingtalk.ClassThrottled
 	}
 	return dingtalk.Classify(err)
 }

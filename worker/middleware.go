@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -47,9 +48,12 @@ func Logging(log *zap.Logger) asynq.MiddlewareFunc {
 			lf.mu.Lock()
 			fields = append(fields, lf.fields...)
 			lf.mu.Unlock()
+			var le *limitError
 			switch {
 			case err == nil:
 				log.Debug("task done", fields...)
+			case errors.As(err, &le):
+				log.Debug("task waits for DingTalk's budget", append(fields, zap.Error(err))...)
 			case !isFailure(err):
 				log.Info("task handed back", append(fields, zap.Error(err))...)
 			case isFinal(err):

@@ -64,7 +64,8 @@ func throttleWait(err error, n int, limit time.Duration) time.Duration {
 // isFailure is asynq's IsFailure: throttling and a cancelled context are not
 // failures, so they do not use up the message's retries.
 func isFailure(err error) bool {
-	if err == nil {
+	var te *throttledError
+	if err == nil || errors.As(err, &te) {
 		return false
 	}
 	switch dingtalk.Classify(err) {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/dingq/dingq/dingtalk"
 	"github.com/dingq/dingq/internal/outcome"
+	"github.com/dingq/dingq/internal/ratelimit"
 	"github.com/dingq/dingq/internal/token"
 	"github.com/dingq/dingq/producer"
 	"github.com/hibiken/asynq"
@@ -56,6 +57,15 @@ type Config struct {
 	// PollInterval is how often idle workers look for new tasks. If zero,
 	// 250ms.
 	PollInterval time.Duration
+	// FleetCallsPer20s caps the calls of every worker together, for
+	// DingTalk's per-IP rule (10,000 calls in 20 s, then a 5-minute ban).
+	// If zero, 10,000; negative turns it off. Per-app limits are in
+	// App.RateLimit.
+	FleetCallsPer20s int
+	// MaxLimitWait is how long a task waits in place for a slot of the
+	// rate limits; a task that would wait longer goes back to the queue,
+	// not counted as a failure. If zero, 2s.
+	MaxLimitWait time.Duration
 	// Logger receives the worker's logs. If nil, nothing is logged.
 	Logger *zap.Logger
 }
@@ -78,6 +88,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.PollInterval == 0 {
 		c.PollInterval = DefaultPollInterval
+	}
+	if c.MaxLimitWait == 0 {
+		c.MaxLimitWait = DefaultMaxLimitWait
 	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
@@ -137,6 +150,8 @@ func New(cfg Config) (*Worker, error) {
 		store:    outcome.NewStore(cfg.Redis, cfg.KeyPrefix, cfg.Retention),
 		log:      cfg.Logger,
 		maxDelay: cfg.RetryMaxDelay,
+		limits: newLimits(ratelimit.New(cfg.Redis, cfg.KeyPrefix), cfg.Apps, cfg.FleetCallsPer20s,
+			cfg.MaxLimitWait, cfg.Logger.Named("ratelimit")),
 	}
 	for _, a := range cfg.Apps {
 		h.apps[a.Name] = a

@@ -38,6 +38,12 @@ type opts struct {
 	maxRetry int
 	// timeout bounds each DingTalk call; if zero, 2s.
 	timeout time.Duration
+	// limits, if set, are the fake's rate limits; else it has none.
+	limits *fake.Limits
+	// rate are the worker's limits of the app.
+	rate worker.AppLimits
+	// concurrency: if zero, 4.
+	concurrency int
 }
 
 func setup(t *testing.T, o opts) *env {
@@ -46,7 +52,7 @@ func setup(t *testing.T, o opts) *env {
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	t.Cleanup(func() { _ = rdb.Close() })
 
-	fk := fake.New([]fake.App{{Key: appKey, Secret: appSecret, AgentID: agentID}}, nil)
+	fk := fake.New([]fake.App{{Key: appKey, Secret: appSecret, AgentID: agentID}}, &fake.Options{Limits: o.limits})
 	srv := httptest.NewServer(fk)
 	t.Cleanup(srv.Close)
 
@@ -63,10 +69,11 @@ func setup(t *testing.T, o opts) *env {
 		secret = appSecret
 	}
 	w, err := worker.New(worker.Config{
-		Redis:          rdb,
-		Apps:           []worker.App{{Name: "hr", AgentID: agentID, Credentials: dingtalk.Credentials{AppKey: appKey, AppSecret: secret}}},
+		Redis: rdb,
+		Apps: []worker.App{{Name: "hr", AgentID: agentID, RateLimit: o.rate,
+			Credentials: dingtalk.Credentials{AppKey: appKey, AppSecret: secret}}},
 		Client:         client,
-		Concurrency:    4,
+		Concurrency:    max(o.concurrency, 4),
 		RetryBaseDelay: 10 * time.Millisecond,
 		RetryMaxDelay:  20 * time.Millisecond,
 		PollInterval:   20 * time.Millisecond,
@@ -102,10 +109,10 @@ func (e *env) send(t *testing.T, m *producer.Message) string {
 	return id
 }
 
-// wait polls message id until it is terminal, for at most 10 seconds.
+// wait polls message id until it is terminal, for at most 30 seconds.
 func (e *env) wait(t *testing.T, id string) *producer.Outcome {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		o, err := e.producer.Status(context.Background(), id)
 		if err != nil {
@@ -115,7 +122,7 @@ func (e *env) wait(t *testing.T, id string) *producer.Outcome {
 			return o
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("message %s still %s after 10s: %+v", id, o.Status, o)
+			t.Fatalf("message %s still %s after 30s: %+v", id, o.Status, o)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -452,4 +459,56 @@ func TestConfigValidate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// sendAll queues n text messages and waits until each is final, failing
+// the test unless all were sent.
+func (e *env) sendAll(t *testing.T, n int) {
+	t.Helper()
+	var ids []string
+	for i := range n {
+		ids = append(ids, e.send(t, &producer.Message{Msg: dingtalk.TextMessage(fmt.Sprintf("m%d", i))}))
+	}
+	for _, id := range ids {
+		if o := e.wait(t, id); o.Status != producer.StatusSent {
+			t.Fatalf("message %s: %s, want sent: %+v", id, o.Status, o.LastError)
+		}
+	}
+}
+
+// TestRateLimitKeepsInsideDingTalks: 50 deliveries at once against
+// DingTalk's 20 calls a second are spread out to fit.
+func TestRateLimitKeepsInsideDingTalks(t *testing.T) {
+	e := setup(t, opts{limits: &fake.Limits{CallsPerSecond: 20}, concurrency: 50})
+	start := time.Now()
+	e.sendAll(t, 60)
+	// Slots are 1/19 s apart, one slot of slack a second: a call the race
+	// detector holds up more than that after its slot may still land in
+	// the next second's window. Without the limiter, 50 calls at once
+	// would draw 30 throttled answers; the benchmark, without -race, counts
+	// zero.
+	if st := e.fake.Stats(); st.Throttled > 2 {
+		t.Errorf("throttled answers: got %d, want at most 2", st.Throttled)
+	}
+	// 60 sends at 19 a second need 3 s; without the limiter 50 go at once.
+	if took := time.Since(start); took < 2500*time.Millisecond {
+		t.Errorf("60 sends took %v: faster than the limit allows", took)
+	}
+}
+
+// TestRateLimitAdaptsDown: DingTalk allows fewer calls than configured:
+// the app's rate drops for the fleet, every message is still sent and none
+// fails.
+func TestRateLimitAdaptsDown(t *testing.T) {
+	e := setup(t, opts{limits: &fake.Limits{CallsPerSecond: 8}, concurrency: 20, maxRetry: 1})
+	e.sendAll(t, 40)
+	st := e.fake.Stats()
+	if st.Throttled == 0 {
+		t.Fatalf("no throttled answer: the test tested nothing")
+	}
+	f, err := e.rdb.HGet(context.Background(), "dingq:{rate}:adapt:hr:"+dingtalk.PathAsyncSendV2, "f").Float64()
+	if err != nil || f >= 1 {
+		t.Errorf("rate factor after throttling: %v (%v), want below 1", f, err)
+	}
+	t.Logf("%d throttled answers for 40 messages; rate factor %.2f (%.1f calls/s)", st.Throttled, f, 20*f)
 }
