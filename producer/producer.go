@@ -47,6 +47,34 @@ type Message struct {
 	IdempotencyKey string `json:"idempotency_key,omitempty"`
 	// SendAt, if set and in the future, delays the send until then.
 	SendAt time.Time `json:"send_at,omitzero"`
+	// Priority picks the queue lane: PriorityCritical, PriorityDefault (if
+	// empty) or PriorityBulk. Workers take critical work six times as
+	// often as bulk work, and default three times, so a large broadcast
+	// sent as bulk cannot starve single notifications.
+	Priority Priority `json:"priority,omitempty"`
+}
+
+// Priority is a message's queue lane.
+type Priority string
+
+// The priorities and the queues they map to.
+const (
+	PriorityCritical Priority = "critical"
+	PriorityDefault  Priority = "default"
+	PriorityBulk     Priority = "bulk"
+)
+
+// Queue returns the asynq queue of priority p; "" is PriorityDefault.
+func (p Priority) Queue() (string, bool) {
+	switch p {
+	case PriorityCritical:
+		return QueueCritical, true
+	case PriorityDefault, "":
+		return QueueDefault, true
+	case PriorityBulk:
+		return QueueBulk, true
+	}
+	return "", false
 }
 
 var (
@@ -75,6 +103,10 @@ func (m *Message) Validate() error {
 			return &dingtalk.ValidationError{Field: "msg." + ve.Field, Reason: ve.Reason}
 		}
 		return err
+	}
+	if _, ok := m.Priority.Queue(); !ok {
+		return &dingtalk.ValidationError{Field: "priority",
+			Reason: fmt.Sprintf("unknown priority %q: critical, default or bulk", m.Priority)}
 	}
 	if k := m.IdempotencyKey; k != "" && (len(k) > MaxIdempotencyKeyLen || !idempotencyKeyRE.MatchString(k)) {
 		return &dingtalk.ValidationError{Field: "idempotency_key",
@@ -165,7 +197,7 @@ func (p *Producer) Send(ctx context.Context, m *Message) (string, error) {
 			return "", err
 		}
 		if existed {
-			return p.resume(ctx, id, fp, payload, m.SendAt)
+			return p.resume(ctx, id, fp, payload, m.SendAt, m.Priority)
 		}
 	}
 	payload.ID = id
@@ -173,7 +205,7 @@ func (p *Producer) Send(ctx context.Context, m *Message) (string, error) {
 	if _, err := p.store.Create(ctx, rec, fp); err != nil {
 		return "", err
 	}
-	if err := p.enqueue(ctx, payload, m.SendAt); err != nil {
+	if err := p.enqueue(ctx, payload, m.SendAt, m.Priority); err != nil {
 		if m.IdempotencyKey == "" {
 			// Nobody can ask for this id again: don't leave a record that
 			// says queued for a message that is not.
@@ -187,7 +219,7 @@ func (p *Producer) Send(ctx context.Context, m *Message) (string, error) {
 // resume handles a repeated idempotency key: the same message gets its
 // first id back, and is enqueued only if the first Send was cut short
 // before its task reached the queue.
-func (p *Producer) resume(ctx context.Context, id, fp string, payload *MessageSendPayload, sendAt time.Time) (string, error) {
+func (p *Producer) resume(ctx context.Context, id, fp string, payload *MessageSendPayload, sendAt time.Time, prio Priority) (string, error) {
 	prev, err := p.store.Fingerprint(ctx, id)
 	switch {
 	case errors.Is(err, outcome.ErrNotFound):
@@ -212,11 +244,12 @@ func (p *Producer) resume(ctx context.Context, id, fp string, payload *MessageSe
 	}
 	// Queued: the task is in asynq (TaskID conflict, nothing added) unless
 	// the first Send stopped before enqueueing it.
-	return id, p.enqueue(ctx, payload, sendAt)
+	return id, p.enqueue(ctx, payload, sendAt, prio)
 }
 
-func (p *Producer) enqueue(ctx context.Context, payload *MessageSendPayload, sendAt time.Time) error {
-	opts := []asynq.Option{asynq.Queue(QueueDefault), asynq.MaxRetry(p.maxRetry)}
+func (p *Producer) enqueue(ctx context.Context, payload *MessageSendPayload, sendAt time.Time, prio Priority) error {
+	queue, _ := prio.Queue() // Validate refused any other
+	opts := []asynq.Option{asynq.Queue(queue), asynq.MaxRetry(p.maxRetry)}
 	if sendAt.After(p.now()) {
 		// asynq schedules in whole seconds and runs a task once its second
 		// has begun: round up, so a message is never sent before send_at.

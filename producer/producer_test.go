@@ -176,3 +176,41 @@ func TestStatusUnknown(t *testing.T) {
 		t.Errorf("got %v, want ErrNotFound", err)
 	}
 }
+
+func TestPriorityQueues(t *testing.T) {
+	tests := []struct {
+		priority  producer.Priority
+		wantQueue string
+	}{
+		{priority: "", wantQueue: producer.QueueDefault},
+		{priority: producer.PriorityDefault, wantQueue: producer.QueueDefault},
+		{priority: producer.PriorityCritical, wantQueue: producer.QueueCritical},
+		{priority: producer.PriorityBulk, wantQueue: producer.QueueBulk},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.priority), func(t *testing.T) {
+			p, insp, _ := setup(t, producer.Config{})
+			id, err := p.Send(context.Background(), &producer.Message{App: "hr", UserIDs: []string{"u1"},
+				Msg: dingtalk.TextMessage("hi"), Priority: tt.priority})
+			if err != nil {
+				t.Fatalf("Send: %v", err)
+			}
+			info, err := insp.GetTaskInfo(tt.wantQueue, id)
+			if err != nil {
+				t.Fatalf("task %s not in %s: %v", id, tt.wantQueue, err)
+			}
+			if info.Queue != tt.wantQueue {
+				t.Errorf("queue: got %v, want %v", info.Queue, tt.wantQueue)
+			}
+		})
+	}
+}
+
+func TestUnknownPriority(t *testing.T) {
+	m := &producer.Message{App: "hr", UserIDs: []string{"u1"}, Msg: dingtalk.TextMessage("hi"), Priority: "urgent"}
+	err := m.Validate()
+	var ve *dingtalk.ValidationError
+	if !errors.As(err, &ve) || ve.Field != "priority" {
+		t.Errorf("Validate: got %v, want a ValidationError naming priority", err)
+	}
+}
