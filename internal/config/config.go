@@ -5,6 +5,7 @@ import (
 
 	"github.com/dingq/dingq/dingtalk"
 	"github.com/dingq/dingq/internal/outcome"
+	"github.com/dingq/dingq/worker"
 )
 
 // Fields tagged secret:"true" hold credentials. Their values never appear
@@ -53,6 +54,27 @@ type DingTalk struct {
 	// Apps are the DingTalk apps messages are sent as. At least one is
 	// required; there is no default.
 	Apps []App `yaml:"apps"`
+	// RateLimit holds the limits of the whole fleet.
+	RateLimit FleetRateLimit `yaml:"rate_limit"`
+}
+
+// FleetRateLimit caps the calls of every worker together.
+type FleetRateLimit struct {
+	// CallsPer20s caps all calls to DingTalk, for its per-IP rule (10,000
+	// calls in 20 s, then a 5-minute ban); >= 0, 0 turns it off. If
+	// absent, 10000.
+	CallsPer20s *int `yaml:"calls_per_20s"`
+}
+
+// AppRateLimit is an app's share of DingTalk's limits, for the whole
+// fleet. Absent keys take DingTalk's standard-edition figures; 0 turns a
+// limit off. Higher editions allow more calls: set what DingTalk granted.
+type AppRateLimit struct {
+	// CallsPerSecond caps the app's calls to each API; >= 0. If absent, 20.
+	CallsPerSecond *int `yaml:"calls_per_second"`
+	// RecipientsPerMinute caps the recipients (user ids plus department
+	// ids) of the app's work notifications; >= 0. If absent, 5000.
+	RecipientsPerMinute *int `yaml:"recipients_per_minute"`
 }
 
 // App is one DingTalk app, found by its Name. It gives exactly one form of
@@ -74,6 +96,8 @@ type App struct {
 	// AgentID is the app's agent ID for work notifications; it must be
 	// > 0. Required.
 	AgentID int64 `yaml:"agent_id"`
+	// RateLimit is the app's share of DingTalk's limits.
+	RateLimit AppRateLimit `yaml:"rate_limit"`
 }
 
 // Worker tunes how messages are delivered and retried.
@@ -93,6 +117,10 @@ type Worker struct {
 	// ShutdownTimeout is how long a stopping worker waits for deliveries
 	// in flight; it must be > 0. If zero, 30s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// MaxLimitWait is how long a delivery waits in place for a slot of the
+	// rate limits before it goes back to the queue (not a failure); > 0,
+	// at most 1m. If zero, 2s.
+	MaxLimitWait time.Duration `yaml:"max_limit_wait"`
 }
 
 // API is the HTTP API producers call.
@@ -137,11 +165,16 @@ const (
 	defaultRetryBaseDelay  = time.Second
 	defaultRetryMaxDelay   = 10 * time.Minute
 	defaultShutdownTimeout = 30 * time.Second
-	defaultListen          = "127.0.0.1:8080"
-	defaultMaxBodyBytes    = 1 << 20
-	defaultRetention       = outcome.DefaultRetention
-	defaultLogLevel        = "info"
-	defaultLogFormat       = "json"
+	defaultMaxLimitWait    = worker.DefaultMaxLimitWait
+	// DingTalk's standard edition.
+	defaultCallsPerSecond      = worker.DefaultCallsPerSecond
+	defaultRecipientsPerMinute = worker.DefaultRecipientsPerMinute
+	defaultCallsPer20s         = worker.DefaultFleetCallsPer20s
+	defaultListen              = "127.0.0.1:8080"
+	defaultMaxBodyBytes        = 1 << 20
+	defaultRetention           = outcome.DefaultRetention
+	defaultLogLevel            = "info"
+	defaultLogFormat           = "json"
 )
 
 // Default returns a Config with every default set and no apps. It does not
@@ -191,11 +224,21 @@ func (d *DingTalk) setDefaults() {
 	for i := range d.Apps {
 		d.Apps[i].setDefaults()
 	}
+	d.RateLimit.CallsPer20s = orDefault(d.RateLimit.CallsPer20s, defaultCallsPer20s)
 }
 
-// setDefaults does nothing: no App field has a default. It exists so that
-// a default added later has an obvious home.
-func (a *App) setDefaults() {}
+func (a *App) setDefaults() {
+	a.RateLimit.CallsPerSecond = orDefault(a.RateLimit.CallsPerSecond, defaultCallsPerSecond)
+	a.RateLimit.RecipientsPerMinute = orDefault(a.RateLimit.RecipientsPerMinute, defaultRecipientsPerMinute)
+}
+
+// orDefault returns p, or a pointer to def if p is nil.
+func orDefault(p *int, def int) *int {
+	if p == nil {
+		return &def
+	}
+	return p
+}
 
 func (w *Worker) setDefaults() {
 	if w.Concurrency == 0 {
@@ -212,6 +255,9 @@ func (w *Worker) setDefaults() {
 	}
 	if w.ShutdownTimeout == 0 {
 		w.ShutdownTimeout = defaultShutdownTimeout
+	}
+	if w.MaxLimitWait == 0 {
+		w.MaxLimitWait = defaultMaxLimitWait
 	}
 }
 

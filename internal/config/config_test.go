@@ -44,16 +44,29 @@ func validConfig() *Config {
 	return c
 }
 
+func intp(n int) *int { return &n }
+
+// defaulted returns apps with their defaults set, as Parse leaves them:
+// DingTalk's standard-edition rate limits.
+func defaulted(apps ...App) []App {
+	for i := range apps {
+		apps[i].setDefaults()
+	}
+	return apps
+}
+
 func TestDefault(t *testing.T) {
 	want := &Config{
-		Redis:    Redis{Addr: "127.0.0.1:6379", KeyPrefix: "dingq"},
-		DingTalk: DingTalk{BaseURL: "https://oapi.dingtalk.com", Timeout: 10 * time.Second},
+		Redis: Redis{Addr: "127.0.0.1:6379", KeyPrefix: "dingq"},
+		DingTalk: DingTalk{BaseURL: "https://oapi.dingtalk.com", Timeout: 10 * time.Second,
+			RateLimit: FleetRateLimit{CallsPer20s: intp(10000)}},
 		Worker: Worker{
 			Concurrency:     20,
 			MaxRetry:        25,
 			RetryBaseDelay:  time.Second,
 			RetryMaxDelay:   10 * time.Minute,
 			ShutdownTimeout: 30 * time.Second,
+			MaxLimitWait:    2 * time.Second,
 		},
 		API:     API{Listen: "127.0.0.1:8080", MaxBodyBytes: 1 << 20},
 		Outcome: Outcome{Retention: 168 * time.Hour},
@@ -373,7 +386,7 @@ func TestExampleConfig(t *testing.T) {
 	}
 	// The example spells out every default.
 	want := Default()
-	want.DingTalk.Apps = []App{{Name: "hr", AppKey: "dingfakehr", AppSecret: "hr-app-secret", AgentID: 123456}}
+	want.DingTalk.Apps = defaulted(App{Name: "hr", AppKey: "dingfakehr", AppSecret: "hr-app-secret", AgentID: 123456})
 	want.API.Tokens = []string{"0123456789abcdef0123"}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("config.yaml = %+v\nwant %+v", c, want)

@@ -126,6 +126,15 @@ func setFromEnv(t envTarget, s string) string {
 		return fmt.Sprintf("want %s for %s, got %q", want, t.key, s)
 	}
 	typ := t.v.Type()
+	if typ.Kind() == reflect.Pointer {
+		// An optional value: set, even to zero, it is no longer the default.
+		elem := reflect.New(typ.Elem())
+		if msg := setFromEnv(envTarget{elem.Elem(), t.key, t.secret}, s); msg != "" {
+			return msg
+		}
+		t.v.Set(elem)
+		return ""
+	}
 	switch {
 	case typ == durationType:
 		d, err := time.ParseDuration(s)
@@ -181,6 +190,8 @@ func setFromEnv(t envTarget, s string) string {
 // variable can set, as opposed to a section or a list of sections.
 func isLeaf(t reflect.Type) bool {
 	switch t.Kind() {
+	case reflect.Pointer:
+		return t.Elem().Kind() != reflect.Slice && isLeaf(t.Elem())
 	case reflect.String, reflect.Bool,
 		reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
 		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,

@@ -78,10 +78,11 @@ log:
 		DingTalk: DingTalk{
 			BaseURL: "http://127.0.0.1:9090",
 			Timeout: 15 * time.Second,
-			Apps: []App{
-				{Name: "hr", AppKey: "dingabc123", AppSecret: "\"quoted\" & {braced}", AgentID: 2900000001},
-				{Name: "ops_alerts", CorpID: "dingcorp42", CorpSecret: "ops-secret", AgentID: 7},
-			},
+			Apps: defaulted(
+				App{Name: "hr", AppKey: "dingabc123", AppSecret: "\"quoted\" & {braced}", AgentID: 2900000001},
+				App{Name: "ops_alerts", CorpID: "dingcorp42", CorpSecret: "ops-secret", AgentID: 7},
+			),
+			RateLimit: FleetRateLimit{CallsPer20s: intp(10000)},
 		},
 		Worker: Worker{
 			Concurrency:     50,
@@ -89,6 +90,7 @@ log:
 			RetryBaseDelay:  2 * time.Second,
 			RetryMaxDelay:   time.Hour,
 			ShutdownTimeout: time.Minute,
+			MaxLimitWait:    2 * time.Second,
 		},
 		API: API{
 			Listen:       "0.0.0.0:8443",
@@ -123,7 +125,7 @@ log:
 `},
 	}
 	want := Default()
-	want.DingTalk.Apps = []App{{Name: "hr", AppKey: "dingkeyhr", AppSecret: "hrsecret", AgentID: 1}}
+	want.DingTalk.Apps = defaulted(App{Name: "hr", AppKey: "dingkeyhr", AppSecret: "hrsecret", AgentID: 1})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := Parse([]byte(tt.yaml), nil)
@@ -297,10 +299,10 @@ dingtalk:
 	if err != nil {
 		t.Fatalf("Parse() = %v", err)
 	}
-	want := []App{
-		{Name: "hr", AppKey: "k", AppSecret: "$ecret", AgentID: 1},
-		{Name: "hr2", AppKey: "k", AppSecret: "$ecret", AgentID: 1},
-	}
+	want := defaulted(
+		App{Name: "hr", AppKey: "k", AppSecret: "$ecret", AgentID: 1},
+		App{Name: "hr2", AppKey: "k", AppSecret: "$ecret", AgentID: 1},
+	)
 	if !reflect.DeepEqual(c.DingTalk.Apps, want) {
 		t.Errorf("apps = %+v, want %+v (each value expanded once)", c.DingTalk.Apps, want)
 	}
@@ -547,4 +549,62 @@ func TestLoad(t *testing.T) {
 			t.Fatalf("Load() = %v, want a not-exist error naming %s", err, path)
 		}
 	})
+}
+
+func TestRateLimits(t *testing.T) {
+	tests := []struct {
+		name       string
+		yaml       string
+		environ    []string
+		wantCalls  int
+		wantRecips int
+		wantFleet  int
+		wantErr    string
+	}{
+		{name: "absent: DingTalk's standard edition", yaml: appYAML,
+			wantCalls: 20, wantRecips: 5000, wantFleet: 10000},
+		{name: "higher edition", yaml: `
+dingtalk:
+  apps:
+    - {name: hr, app_key: dingkeyhr, app_secret: hrsecret, agent_id: 1, rate_limit: {calls_per_second: 40, recipients_per_minute: 10000}}
+  rate_limit:
+    calls_per_20s: 20000
+`, wantCalls: 40, wantRecips: 10000, wantFleet: 20000},
+		{name: "zero turns a limit off", yaml: `
+dingtalk:
+  apps:
+    - {name: hr, app_key: dingkeyhr, app_secret: hrsecret, agent_id: 1, rate_limit: {calls_per_second: 0}}
+  rate_limit: {calls_per_20s: 0}
+`, wantCalls: 0, wantRecips: 5000, wantFleet: 0},
+		{name: "from the environment", yaml: appYAML,
+			environ:   []string{"DINGQ_DINGTALK_APPS_0_RATE_LIMIT_CALLS_PER_SECOND=60", "DINGQ_DINGTALK_RATE_LIMIT_CALLS_PER_20S=0"},
+			wantCalls: 60, wantRecips: 5000, wantFleet: 0},
+		{name: "negative", yaml: `
+dingtalk:
+  apps:
+    - {name: hr, app_key: dingkeyhr, app_secret: hrsecret, agent_id: 1, rate_limit: {recipients_per_minute: -5}}
+`, wantErr: "dingtalk.apps[0].rate_limit.recipients_per_minute: must be >= 0 (0 turns the limit off), got -5"},
+		{name: "not a number from the environment", yaml: appYAML,
+			environ: []string{"DINGQ_DINGTALK_RATE_LIMIT_CALLS_PER_20S=lots"},
+			wantErr: "dingtalk.rate_limit.calls_per_20s"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse([]byte(tt.yaml), tt.environ)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Parse() = %v, want an error containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Parse() = %v", err)
+			}
+			rl := c.DingTalk.Apps[0].RateLimit
+			if *rl.CallsPerSecond != tt.wantCalls || *rl.RecipientsPerMinute != tt.wantRecips || *c.DingTalk.RateLimit.CallsPer20s != tt.wantFleet {
+				t.Errorf("limits: calls %d, recipients %d, fleet %d; want %d, %d, %d", *rl.CallsPerSecond,
+					*rl.RecipientsPerMinute, *c.DingTalk.RateLimit.CallsPer20s, tt.wantCalls, tt.wantRecips, tt.wantFleet)
+			}
+		})
+	}
 }

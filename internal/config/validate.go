@@ -78,6 +78,7 @@ func (d *DingTalk) validate(v *validator) {
 	if len(d.Apps) == 0 {
 		v.add("dingtalk.apps", "at least one app is required")
 	}
+	nonNegative(v, "dingtalk.rate_limit.calls_per_20s", d.RateLimit.CallsPer20s)
 	seen := make(map[string]bool, len(d.Apps))
 	for i := range d.Apps {
 		a := &d.Apps[i]
@@ -116,6 +117,15 @@ func (a *App) validate(v *validator, prefix string) {
 	case a.CorpID != "" && a.CorpSecret == "":
 		v.add(prefix+".corp_secret", "is required with corp_id")
 	}
+	nonNegative(v, prefix+".rate_limit.calls_per_second", a.RateLimit.CallsPerSecond)
+	nonNegative(v, prefix+".rate_limit.recipients_per_minute", a.RateLimit.RecipientsPerMinute)
+}
+
+// nonNegative checks an optional limit: absent or >= 0 (0 turns it off).
+func nonNegative(v *validator, key string, p *int) {
+	if p != nil && *p < 0 {
+		v.add(key, "must be >= 0 (0 turns the limit off), got %d", *p)
+	}
 }
 
 func (w *Worker) validate(v *validator) {
@@ -127,6 +137,9 @@ func (w *Worker) validate(v *validator) {
 	}
 	if w.RetryBaseDelay <= 0 {
 		v.add("worker.retry_base_delay", "must be > 0")
+	}
+	if w.MaxLimitWait <= 0 || w.MaxLimitWait > time.Minute {
+		v.add("worker.max_limit_wait", "must be > 0 and <= 1m")
 	}
 	if w.RetryMaxDelay < w.RetryBaseDelay {
 		v.add("worker.retry_max_delay", "%v is less than worker.retry_base_delay (%v)", w.RetryMaxDelay, w.RetryBaseDelay)
