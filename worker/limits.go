@@ -72,26 +72,42 @@ func newLimits(lim *ratelimit.Limiter, apps []App, fleetPer20s int, maxWait time
 }
 
 // admit reserves a slot for one call of app to api costing cost
-// recipients, and waits for it. When no slot is free within maxWait it
-// answers a throttledError: the task goes back to the queue for that long,
-// not counted as a failure.
+// recipients, and waits for it. A slot further off than maxWait is asked
+// for once more after waiting up to maxWait, so idle worker slots do not
+// spin through the queue; if it is still too far, admit answers a
+// throttledError: the task goes back to the queue until then, not counted
+// as a failure.
 func (l *limits) admit(ctx context.Context, app, api string, cost int) error {
 	a := l.apps[app]
-	d, err := l.lim.Reserve(ctx, ratelimit.Request{App: app, API: api, Calls: a.calls,
-		Recipients: a.recipients, Cost: cost, Fleet: l.fleet}, l.maxWait)
-	if err != nil {
-		return err
+	req := ratelimit.Request{App: app, API: api, Calls: a.calls, Recipients: a.recipients, Cost: cost, Fleet: l.fleet}
+	for try := 0; ; try++ {
+		d, err := l.lim.Reserve(ctx, req, l.maxWait)
+		if err != nil {
+			return err
+		}
+		l.seen(app, api, d.Factor)
+		switch {
+		case d.Allowed:
+			if d.Wait > 0 {
+				annotate(ctx, zap.Duration("rate_wait", d.Wait), zap.String("rate_limit", d.Limit))
+			}
+			return sleep(ctx, d.Wait)
+		case try > 0:
+			annotate(ctx, zap.String("rate_limited", d.Limit), zap.Duration("retry_in", d.Wait))
+			return &throttledError{err: &limitError{limit: d.Limit, wait: d.Wait}, wait: d.Wait}
+		}
+		if err := sleep(ctx, min(d.Wait-l.maxWait, l.maxWait)); err != nil {
+			return err
+		}
 	}
-	l.seen(app, api, d.Factor)
-	if !d.Allowed {
-		annotate(ctx, zap.String("rate_limited", d.Limit), zap.Duration("retry_in", d.Wait))
-		return &throttledError{err: &limitError{limit: d.Limit, wait: d.Wait}, wait: d.Wait}
-	}
-	if d.Wait <= 0 {
+}
+
+// sleep waits for d or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
 		return nil
 	}
-	annotate(ctx, zap.Duration("rate_wait", d.Wait), zap.String("rate_limit", d.Limit))
-	t := time.NewTimer(d.Wait)
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:

@@ -62,9 +62,10 @@ type Config struct {
 	// If zero, 10,000; negative turns it off. Per-app limits are in
 	// App.RateLimit.
 	FleetCallsPer20s int
-	// MaxLimitWait is how long a task waits in place for a slot of the
-	// rate limits; a task that would wait longer goes back to the queue,
-	// not counted as a failure. If zero, 2s.
+	// MaxLimitWait is how far ahead a task takes a slot of the rate limits
+	// and waits for it in place; a task whose slot is further off waits up
+	// to MaxLimitWait and asks once more, then goes back to the queue, not
+	// counted as a failure. If zero, 2s.
 	MaxLimitWait time.Duration
 	// Logger receives the worker's logs. If nil, nothing is logged.
 	Logger *zap.Logger
