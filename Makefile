@@ -32,6 +32,10 @@ lint: ## gofmt check, go vet, and staticcheck when installed
 	$(GO) vet $(PKGS)
 	@if command -v staticcheck >/dev/null; then staticcheck $(PKGS); else echo "staticcheck not installed: go install honnef.co/go/tools/cmd/staticcheck@latest"; fi
 
+.PHONY: bench
+bench: build ## Measure the fleet against DingTalk's rate limits (dingq bench; ~11 min, needs redis-server)
+	$(BIN) bench $(BENCH_FLAGS)
+
 .PHONY: fuzz
 fuzz: ## Run each fuzz test for 30s
 	$(GO) test -run='^$$' -fuzz=FuzzLoad -fuzztime=30s ./internal/config

@@ -27,6 +27,9 @@ type fleetApp struct {
 	agent             int64
 	// workerSecret is the secret in the workers' config; if empty, secret.
 	workerSecret string
+	// rateLimit is the app's rate_limit in the workers' config, as YAML
+	// flow; if empty, every per-app limit off.
+	rateLimit string
 }
 
 type fleet struct {
@@ -59,9 +62,15 @@ func sharedBinary(t *testing.T) string {
 	return builtBin
 }
 
-// startFleet starts a redis-server, the fake with lifetime (0: DingTalk's),
-// and n worker processes for apps.
+// startFleet starts a redis-server, the fake with lifetime (0: DingTalk's)
+// and no rate limits, and n worker processes for apps.
 func startFleet(t *testing.T, n int, lifetime time.Duration, apps ...fleetApp) *fleet {
+	return startLimitedFleet(t, n, 20, lifetime, []string{"--no-limits"}, apps...)
+}
+
+// startLimitedFleet is startFleet with concurrency per worker and fakeArgs
+// added to the fake's command line.
+func startLimitedFleet(t *testing.T, n, concurrency int, lifetime time.Duration, fakeArgs []string, apps ...fleetApp) *fleet {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("starts processes; skipped with -short")
@@ -71,7 +80,7 @@ func startFleet(t *testing.T, n int, lifetime time.Duration, apps ...fleetApp) *
 	dir := t.TempDir()
 
 	fakeAddr := freeAddr(t)
-	args := []string{"fake-dingtalk", "--listen", fakeAddr}
+	args := append([]string{"fake-dingtalk", "--listen", fakeAddr}, fakeArgs...)
 	if lifetime > 0 {
 		args = append(args, "--token-lifetime", lifetime.String())
 	}
@@ -84,7 +93,12 @@ func startFleet(t *testing.T, n int, lifetime time.Duration, apps ...fleetApp) *
 		if secret == "" {
 			secret = a.secret
 		}
-		fmt.Fprintf(&cfgApps, "    - {name: %s, app_key: %s, app_secret: %s, agent_id: %d}\n", a.name, a.key, secret, a.agent)
+		rl := a.rateLimit
+		if rl == "" {
+			rl = "{calls_per_second: 0, recipients_per_minute: 0}"
+		}
+		fmt.Fprintf(&cfgApps, "    - {name: %s, app_key: %s, app_secret: %s, agent_id: %d, rate_limit: %s}\n",
+			a.name, a.key, secret, a.agent, rl)
 		fl.apps[a.name] = a
 		names = append(names, a.name)
 	}
@@ -101,12 +115,12 @@ dingtalk:
   apps:
 %s
 worker:
-  concurrency: 20
+  concurrency: %d
   retry_base_delay: 100ms
   retry_max_delay: 1s
 log:
   level: info
-`, rs.Addr, fl.fakeURL, cfgApps.String()))
+`, rs.Addr, fl.fakeURL, cfgApps.String(), concurrency))
 	env := []string{"DINGQ_CONFIG=" + cfg}
 	for i := range n {
 		start(t, dir, fmt.Sprintf("worker%d", i+1), bin, env, "worker")
@@ -404,4 +418,46 @@ func TestFleetBadSecret(t *testing.T) {
 	if n := len(fl.sent()); n != 0 {
 		t.Errorf("sends accepted: got %d, want 0", n)
 	}
+}
+
+// TestFleetRateLimit: three workers with concurrency 50 against DingTalk's
+// 20 calls a second, for two apps at once: every message is sent, DingTalk
+// (almost) never throttles, and each app got a budget of its own.
+// `dingq bench` measures the same at full size, and the utilization.
+func TestFleetRateLimit(t *testing.T) {
+	t.Parallel()
+	hr, ops := hrApp, opsApp
+	hr.rateLimit, ops.rateLimit = "{}", "{}" // DingTalk's standard edition
+	fl := startLimitedFleet(t, 3, 50, 0, []string{"--calls-per-second", "20"}, hr, ops)
+	var a, b []string
+	var wg sync.WaitGroup
+	wg.Go(func() { a = fl.send("hr", "limited", 100) })
+	wg.Go(func() { b = fl.send("ops", "limited", 100) })
+	wg.Wait()
+	fl.waitSent(append(a, b...), 2*time.Minute)
+	st := fl.stats()
+	// One slot of slack a second: a worker held up more than 50 ms after
+	// its slot on a loaded machine may draw a 90018, which is retried.
+	if st.Throttled > 2 {
+		t.Errorf("throttled answers: got %d, want at most 2", st.Throttled)
+	}
+	t.Logf("busiest second: hr %d, ops %d sends; %d throttled", st.MaxCallsPerSecond[hr.key], st.MaxCallsPerSecond[ops.key], st.Throttled)
+	fl.checkSentOnce(200)
+}
+
+// TestFleetAdaptsToDingTalk: DingTalk allows 8 calls a second while the
+// workers are told 20: they slow down by themselves, every message is sent
+// and none fails.
+func TestFleetAdaptsToDingTalk(t *testing.T) {
+	t.Parallel()
+	hr := hrApp
+	hr.rateLimit = "{calls_per_second: 20}"
+	fl := startLimitedFleet(t, 3, 50, 0, []string{"--calls-per-second", "8"}, hr)
+	fl.waitSent(fl.send("hr", "adaptive", 100), 2*time.Minute) // fails on any message not sent
+	st := fl.stats()
+	if st.Throttled == 0 {
+		t.Errorf("DingTalk never throttled: the test tested nothing")
+	}
+	t.Logf("100 messages, %d throttled answers, busiest second %d sends", st.Throttled, st.MaxCallsPerSecond[hr.key])
+	fl.checkSentOnce(100)
 }

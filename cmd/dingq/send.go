@@ -18,7 +18,7 @@ type sendFlags struct {
 	app, text, mdTitle, markdown, msgJSON, msgFile string
 	users, depts                                   []string
 	toAll                                          bool
-	idemKey, sendAt                                string
+	idemKey, sendAt, priority                      string
 	wait                                           bool
 	waitTimeout                                    time.Duration
 }
@@ -78,6 +78,7 @@ func newSendCmd(g *globals) *cobra.Command {
 	fl.StringVar(&f.msgJSON, "msg", "", `any message as DingTalk's JSON, e.g. '{"msgtype":"text","text":{"content":"hi"}}'`)
 	fl.StringVar(&f.msgFile, "msg-file", "", "read the message JSON from a file (- for stdin)")
 	fl.StringVar(&f.idemKey, "idempotency-key", "", "the same key again returns the first message's id and sends nothing")
+	fl.StringVar(&f.priority, "priority", "default", "queue lane: critical, default or bulk")
 	fl.StringVar(&f.sendAt, "send-at", "", "send later, at this RFC 3339 time")
 	fl.BoolVar(&f.wait, "wait", false, "wait until the message is sent or failed, showing its progress")
 	fl.DurationVar(&f.waitTimeout, "wait-timeout", 2*time.Minute, "give up waiting after this long")
@@ -88,7 +89,8 @@ func newSendCmd(g *globals) *cobra.Command {
 // message builds the producer message from the flags; exactly one message
 // source must be given.
 func (f *sendFlags) message(stdin io.Reader) (*producer.Message, error) {
-	m := &producer.Message{App: f.app, UserIDs: f.users, DeptIDs: f.depts, ToAllUser: f.toAll, IdempotencyKey: f.idemKey}
+	m := &producer.Message{App: f.app, UserIDs: f.users, DeptIDs: f.depts, ToAllUser: f.toAll, IdempotencyKey: f.idemKey,
+		Priority: producer.Priority(f.priority)}
 	sources := 0
 	for _, set := range []bool{f.text != "", f.markdown != "" || f.mdTitle != "", f.msgJSON != "", f.msgFile != ""} {
 		if set {
@@ -141,6 +143,8 @@ func flagName(field string) string {
 		return "--dept"
 	case "idempotency_key":
 		return "--idempotency-key"
+	case "priority":
+		return "--priority"
 	}
 	return field
 }

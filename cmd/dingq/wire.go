@@ -75,9 +75,25 @@ func workerApps(cfg *config.Config) []worker.App {
 	apps := make([]worker.App, 0, len(cfg.DingTalk.Apps))
 	for _, a := range cfg.DingTalk.Apps {
 		apps = append(apps, worker.App{Name: a.Name, AgentID: a.AgentID, Credentials: dingtalk.Credentials{
-			AppKey: a.AppKey, AppSecret: a.AppSecret, CorpID: a.CorpID, CorpSecret: a.CorpSecret}})
+			AppKey: a.AppKey, AppSecret: a.AppSecret, CorpID: a.CorpID, CorpSecret: a.CorpSecret},
+			RateLimit: worker.AppLimits{
+				CallsPerSecond:      workerLimit(a.RateLimit.CallsPerSecond),
+				RecipientsPerMinute: workerLimit(a.RateLimit.RecipientsPerMinute),
+			}})
 	}
 	return apps
+}
+
+// workerLimit turns a limit of config.yaml, where 0 is off, into the
+// worker's, where 0 is the default and negative is off.
+func workerLimit(p *int) int {
+	switch {
+	case p == nil:
+		return 0
+	case *p == 0:
+		return -1
+	}
+	return *p
 }
 
 func appNames(cfg *config.Config) []string {
@@ -94,16 +110,18 @@ func newWorker(cfg *config.Config, rdb redis.UniversalClient, log *zap.Logger) (
 		return nil, err
 	}
 	return worker.New(worker.Config{
-		Redis:           rdb,
-		KeyPrefix:       cfg.Redis.KeyPrefix,
-		Retention:       cfg.Outcome.Retention,
-		Apps:            workerApps(cfg),
-		Client:          client,
-		Concurrency:     cfg.Worker.Concurrency,
-		RetryBaseDelay:  cfg.Worker.RetryBaseDelay,
-		RetryMaxDelay:   cfg.Worker.RetryMaxDelay,
-		ShutdownTimeout: cfg.Worker.ShutdownTimeout,
-		Logger:          log.Named("worker"),
+		Redis:            rdb,
+		KeyPrefix:        cfg.Redis.KeyPrefix,
+		Retention:        cfg.Outcome.Retention,
+		Apps:             workerApps(cfg),
+		Client:           client,
+		Concurrency:      cfg.Worker.Concurrency,
+		RetryBaseDelay:   cfg.Worker.RetryBaseDelay,
+		RetryMaxDelay:    cfg.Worker.RetryMaxDelay,
+		ShutdownTimeout:  cfg.Worker.ShutdownTimeout,
+		FleetCallsPer20s: workerLimit(cfg.DingTalk.RateLimit.CallsPer20s),
+		MaxLimitWait:     cfg.Worker.MaxLimitWait,
+		Logger:           log.Named("worker"),
 	})
 }
 
