@@ -74,8 +74,9 @@ func (h *Handlers) HandleMessageSend(ctx context.Context, t *asynq.Task) error {
 		return err
 	}
 	app, known := h.apps[p.App]
+	cost := recipients(p)
 	if known {
-		if err := h.limits.admit(ctx, app.Name, dingtalk.PathAsyncSendV2, recipients(p)); err != nil {
+		if err := h.limits.admit(ctx, app.Name, dingtalk.PathAsyncSendV2, cost); err != nil {
 			return err
 		}
 	}
@@ -103,7 +104,7 @@ func (h *Handlers) HandleMessageSend(ctx context.Context, t *asynq.Task) error {
 	}
 	req := &dingtalk.SendRequest{AgentID: app.AgentID, UserIDs: p.UserIDs, DeptIDs: p.DeptIDs,
 		ToAllUser: p.ToAllUser, Msg: p.Msg}
-	res, err := h.send(ctx, app, req)
+	res, err := h.send(ctx, app, req, cost)
 	if err != nil {
 		return h.finish(ctx, p.ID, n, err)
 	}
@@ -122,7 +123,7 @@ func (h *Handlers) HandleMessageSend(ctx context.Context, t *asynq.Task) error {
 
 // send calls asyncsend_v2 with app's cached token; when DingTalk refuses the
 // token it drops it, fetches one new one and calls once more.
-func (h *Handlers) send(ctx context.Context, app App, req *dingtalk.SendRequest) (*dingtalk.SendResult, error) {
+func (h *Handlers) send(ctx context.Context, app App, req *dingtalk.SendRequest, cost int) (*dingtalk.SendResult, error) {
 	tok, err := h.tokens.Token(ctx, app.Name, app.Credentials)
 	if err != nil {
 		return nil, err
@@ -137,7 +138,7 @@ func (h *Handlers) send(ctx context.Context, app App, req *dingtalk.SendRequest)
 		return nil, err
 	}
 	// The second call takes its own slot.
-	if err := h.limits.admit(ctx, app.Name, dingtalk.PathAsyncSendV2, len(req.UserIDs)+len(req.DeptIDs)); err != nil {
+	if err := h.limits.admit(ctx, app.Name, dingtalk.PathAsyncSendV2, cost); err != nil {
 		return nil, err
 	}
 	res, err = h.client.SendWorkNotification(ctx, tok, req)

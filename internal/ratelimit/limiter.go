@@ -186,11 +186,11 @@ func (l *Limiter) Reserve(ctx context.Context, req Request, maxWait time.Duratio
 		}
 		keys = append(keys, key)
 		args = append(args, iv.Microseconds(), (iv * time.Duration(maxCost)).Microseconds(), cost, a, name)
-		args[1] = args[1].(int) + 1
 	}
 	add(l.keys.Fleet(), req.Fleet, 1, 1, false, LimitFleet)
 	add(l.keys.Calls(req.App, req.API), req.Calls, 1, 1, true, LimitCalls)
 	add(l.keys.Recipients(req.App), req.Recipients, min(req.Cost, req.Recipients.N), min(MaxCost, req.Recipients.N/2), false, LimitRecipients)
+	args[1] = len(keys) - 2 // the limits that apply
 
 	res, err := reserveScript.Run(ctx, l.rdb, keys, args...).Slice()
 	if err != nil {
