@@ -117,9 +117,10 @@ type Worker struct {
 	// ShutdownTimeout is how long a stopping worker waits for deliveries
 	// in flight; it must be > 0. If zero, 30s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
-	// MaxLimitWait is how long a delivery waits in place for a slot of the
-	// rate limits before it goes back to the queue (not a failure); > 0,
-	// at most 1m. If zero, 2s.
+	// MaxLimitWait is how far ahead a delivery takes a slot of the rate
+	// limits and waits for it in place; a slot further off is asked for
+	// once more after that long, then the delivery goes back to the queue
+	// (not a failure). > 0, at most 1m. If zero, 2s.
 	MaxLimitWait time.Duration `yaml:"max_limit_wait"`
 }
 
