@@ -7,8 +7,26 @@ import (
 	"strings"
 )
 
-// Path of the work-notification send, exported for fakes and tests.
-const PathAsyncSendV2 = "/topapi/message/corpconversation/asyncsend_v2"
+// Paths of the work-notification endpoints, exported for fakes and tests.
+const (
+	PathAsyncSendV2     = "/topapi/message/corpconversation/asyncsend_v2"
+	PathGetSendProgress = "/topapi/message/corpconversation/getsendprogress"
+	PathGetSendResult   = "/topapi/message/corpconversation/getsendresult"
+	PathRecall          = "/topapi/message/corpconversation/recall"
+)
+
+// The forbidden_list codes of getsendresult: why DingTalk silently dropped
+// a recipient of an accepted work notification.
+const (
+	// ForbiddenAppPerMinute: over the app's 5,000 recipients a minute.
+	ForbiddenAppPerMinute = "143103"
+	// ForbiddenCorpPerMinute: over the company's 5,000 recipients a minute.
+	ForbiddenCorpPerMinute = "143104"
+	// ForbiddenDaily: the user already got 500 of the app's messages today.
+	ForbiddenDaily = "143105"
+	// ForbiddenSameContent: the user already got this content today.
+	ForbiddenSameContent = "143106"
+)
 
 // Limits of one asyncsend_v2 call.
 const (

@@ -3,11 +3,13 @@ package fake
 import (
 	"encoding/json"
 	"time"
+
+	"github.com/dingq/dingq/dingtalk"
 )
 
 // PathGetSendResult is DingTalk's endpoint that tells who got a work
 // notification: POST with {"agent_id":N,"task_id":N} and the access token.
-const PathGetSendResult = "/topapi/message/corpconversation/getsendresult"
+const PathGetSendResult = dingtalk.PathGetSendResult
 
 // SendResultRetention is how long getsendresult knows a task: DingTalk's
 // last 24 hours.
