@@ -49,6 +49,53 @@ func ExampleClient_SendWorkNotification() {
 	// Output: task_id: 256271667526
 }
 
+func ExampleClient_GetSendResult() {
+	// A stand-in for oapi.dingtalk.com that answers like DingTalk.
+	mux := http.NewServeMux()
+	mux.HandleFunc(dingtalk.PathGetSendProgress, func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"errcode":0,"errmsg":"ok","progress":{"progress_in_percent":100,"status":2},"request_id":"r1"}`)
+	})
+	mux.HandleFunc(dingtalk.PathGetSendResult, func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"errcode":0,"errmsg":"ok","send_result":{"read_user_id_list":["manager1"],`+
+			`"forbidden_user_id_list":["manager2"],"forbidden_list":[{"code":143106,"count":1,"userid":"manager2"}]},"request_id":"r2"}`)
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	client, err := dingtalk.NewClient(dingtalk.WithBaseURL(srv.URL))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	ctx := context.Background()
+	const token, agentID, taskID = "fake-token", 123456, 256271667526
+	// The send was only accepted: wait until DingTalk has delivered it.
+	progress, err := client.GetSendProgress(ctx, token, agentID, taskID)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	if !progress.Done() {
+		fmt.Println("still sending:", progress.Percent, "%")
+		return
+	}
+	// Silent limits show only here: the send itself said ok.
+	res, err := client.GetSendResult(ctx, token, agentID, taskID)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("read:", res.ReadUserIDs)
+	for user, code := range res.ForbiddenCodes() {
+		if code == dingtalk.ForbiddenSameContent {
+			fmt.Println("dropped as a repeat:", user)
+		}
+	}
+	// Output:
+	// read: [manager1]
+	// dropped as a repeat: manager2
+}
+
 func ExampleTextMessage() {
 	msg := dingtalk.TextMessage("Deploy of v1.2 done.")
 	if err := msg.Validate(); err != nil {
