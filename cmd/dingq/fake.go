@@ -24,14 +24,15 @@ func newFakeCmd() *cobra.Command {
 		lifetime time.Duration
 		faults   []string
 		limits   limitFlags
+		delivery deliveryFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "fake-dingtalk",
 		Short: "Run dingq's fake DingTalk server, for trials and tests",
-		Long: `Serves a fake of DingTalk's legacy host (gettoken, asyncsend_v2, getsendresult)
-with DingTalk's answers and error codes, and records every call. Point
-dingtalk.base_url at it. What it saw: GET /_fake/stats, /_fake/calls,
-/_fake/sent; POST /_fake/reset.
+		Long: `Serves a fake of DingTalk's legacy host (gettoken, asyncsend_v2,
+getsendprogress, getsendresult, recall) with DingTalk's answers and error
+codes, and records every call. Point dingtalk.base_url at it. What it saw:
+GET /_fake/stats, /_fake/calls, /_fake/sent; POST /_fake/reset.
 
 It enforces DingTalk's rate limits, standard edition by default (0 turns one
 off, --no-limits all): --calls-per-second per app per API (over it: errcode
@@ -40,8 +41,22 @@ it are silently dropped, as DingTalk does; getsendresult lists them with code
 143103), --calls-per-20s over all calls (over it: the IP ban
 {"status":1111,...} on every call for --ban). GET/PUT /_fake/limits shows and
 changes them at any time. The stats add "throttled", "ip_banned", "dropped"
-by app, and the highest rates each app reached: "max_calls_per_second"
-(accepted sends in any second) and "max_recipients_per_minute".
+by app and "dropped_by_code", and the highest rates each app reached:
+"max_calls_per_second" (accepted sends in any second) and
+"max_recipients_per_minute".
+
+DingTalk's daily limits are always enforced, silently, per app, user and
+China-time day, unless --no-daily-limits: the same content to a user twice
+a day is dropped (code 143106), and so is a user's 501st message of the day
+(code 143105).
+
+Delivery: getsendprogress tells a task done --delivery-time after its send
+(0: at once). getsendresult reports each delivered user by a hash of its id
+alone, the same in every task: --result-invalid, --result-forbidden-daily
+(code 143105), --result-forbidden-same (code 143106) and --result-failed
+are fractions of the users (at most 1 together), --result-read the fraction
+of the others that read it; the rest are unread. GET/PUT /_fake/results
+shows and changes these fractions at any time.
 
 Make DingTalk misbehave with faults: --fault at start, or at any time
 GET/POST/DELETE /_fake/faults (list, add one as JSON, clear). A fault answers
@@ -51,6 +66,7 @@ endpoint ("path") or all, for the next "times" calls or a "fraction" of them.
 POST /_fake/revoke?app=APPKEY revokes an app's token at once.`,
 		Example: `  dingq fake-dingtalk --listen 127.0.0.1:9090 --app dingfakehr:s3cret:123456
   dingq fake-dingtalk --app dingfakehr:s3cret --calls-per-second 40 --ban 1m
+  dingq fake-dingtalk --app dingfakehr:s3cret --delivery-time 30s --result-invalid 0.02 --result-read 0.6
   dingq fake-dingtalk --app dingfakehr:s3cret --no-limits \
     --fault '{"path":"/topapi/message/corpconversation/asyncsend_v2","status":500,"fraction":0.3}' \
     --fault '{"path":"/gettoken","code":-1,"times":2}'`,
@@ -78,7 +94,11 @@ POST /_fake/revoke?app=APPKEY revokes an app's token at once.`,
 			if err != nil {
 				return err
 			}
-			f := fake.New(fapps, &fake.Options{TokenLifetime: lifetime, Limits: lim})
+			opts := &fake.Options{TokenLifetime: lifetime, Limits: lim}
+			if err := delivery.apply(opts); err != nil {
+				return err
+			}
+			f := fake.New(fapps, opts)
 			for i, v := range faults {
 				if err := addFaultFlag(f, v); err != nil {
 					return fmt.Errorf("--fault #%d: %w", i+1, err)
@@ -110,7 +130,59 @@ POST /_fake/revoke?app=APPKEY revokes an app's token at once.`,
 		"calls in any 20 seconds, over which every call gets the IP ban (0: no limit)")
 	fl.DurationVar(&limits.ban, "ban", fake.DefaultBan, "how long the IP ban lasts")
 	fl.BoolVar(&limits.none, "no-limits", false, "enforce no rate limit")
+	fl.BoolVar(&delivery.noDailyLimits, "no-daily-limits", false,
+		"enforce neither daily limit (same content to a user twice a day: 143106; over 500 messages a user a day: 143105)")
+	fl.DurationVar(&delivery.deliveryTime, "delivery-time", 0,
+		"how long after its send getsendprogress tells a task done (0: at once)")
+	fl.Float64Var(&delivery.results.Invalid, "result-invalid", 0,
+		"fraction of users getsendresult lists as invalid")
+	fl.Float64Var(&delivery.results.ForbiddenDaily, "result-forbidden-daily", 0,
+		"fraction of users getsendresult lists as forbidden with code 143105")
+	fl.Float64Var(&delivery.results.ForbiddenSame, "result-forbidden-same", 0,
+		"fraction of users getsendresult lists as forbidden with code 143106")
+	fl.Float64Var(&delivery.results.Failed, "result-failed", 0,
+		"fraction of users getsendresult lists as failed")
+	fl.Float64Var(&delivery.results.Read, "result-read", 0,
+		"fraction of the delivered users getsendresult lists as read (the others unread)")
 	return cmd
+}
+
+// deliveryFlags are the delivery and daily-limit flags of fake-dingtalk.
+type deliveryFlags struct {
+	noDailyLimits bool
+	deliveryTime  time.Duration
+	results       fake.Results
+}
+
+// apply sets what the flags ask for in opts. The error names the flag at
+// fault.
+func (df deliveryFlags) apply(opts *fake.Options) error {
+	if df.deliveryTime < 0 {
+		return fmt.Errorf("--delivery-time must be >= 0 (0: delivered at once), got %s", df.deliveryTime)
+	}
+	r := df.results
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{
+		{"--result-invalid", r.Invalid},
+		{"--result-forbidden-daily", r.ForbiddenDaily},
+		{"--result-forbidden-same", r.ForbiddenSame},
+		{"--result-failed", r.Failed},
+		{"--result-read", r.Read},
+	} {
+		if !(f.v >= 0 && f.v <= 1) { // NaN too
+			return fmt.Errorf("%s must be a fraction between 0 and 1, got %g", f.name, f.v)
+		}
+	}
+	if err := r.Validate(); err != nil {
+		return fmt.Errorf("--result-invalid + --result-forbidden-daily + --result-forbidden-same + --result-failed must be at most 1, got %g",
+			r.Invalid+r.ForbiddenDaily+r.ForbiddenSame+r.Failed)
+	}
+	opts.NoDailyLimits = df.noDailyLimits
+	opts.DeliveryTime = df.deliveryTime
+	opts.Results = &r
+	return nil
 }
 
 // limitFlags are the rate-limit flags of fake-dingtalk.

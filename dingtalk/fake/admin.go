@@ -29,17 +29,21 @@ const (
 	// PathAdminLimits shows (GET) and sets (PUT, Limits as JSON) the rate
 	// limits.
 	PathAdminLimits = adminPrefix + "limits"
+	// PathAdminResults shows (GET) and sets (PUT, Results as JSON) what
+	// getsendresult reports of delivered users.
+	PathAdminResults = adminPrefix + "results"
 )
 
 // adminMethods are the HTTP methods each admin endpoint takes.
 var adminMethods = map[string][]string{
-	PathAdminCalls:  {http.MethodGet},
-	PathAdminSent:   {http.MethodGet},
-	PathAdminStats:  {http.MethodGet},
-	PathAdminReset:  {http.MethodPost},
-	PathAdminFaults: {http.MethodGet, http.MethodPost, http.MethodDelete},
-	PathAdminRevoke: {http.MethodPost},
-	PathAdminLimits: {http.MethodGet, http.MethodPut},
+	PathAdminCalls:   {http.MethodGet},
+	PathAdminSent:    {http.MethodGet},
+	PathAdminStats:   {http.MethodGet},
+	PathAdminReset:   {http.MethodPost},
+	PathAdminFaults:  {http.MethodGet, http.MethodPost, http.MethodDelete},
+	PathAdminRevoke:  {http.MethodPost},
+	PathAdminLimits:  {http.MethodGet, http.MethodPut},
+	PathAdminResults: {http.MethodGet, http.MethodPut},
 }
 
 // Stats is the answer of GET /_fake/stats.
@@ -59,20 +63,28 @@ type Stats struct {
 	// MaxCallsPerSecond is, by app id, the most accepted asyncsend_v2 calls
 	// seen in any sliding 1-second window, limits or not.
 	MaxCallsPerSecond map[string]int `json:"max_calls_per_second"`
-	// MaxRecipientsPerMinute is, by app id, the most recipients delivered
-	// (not dropped) seen in any sliding 60-second window, limits or not.
+	// MaxRecipientsPerMinute is, by app id, the most recipients seen in any
+	// sliding 60-second window, limits or not, that the limit of recipients
+	// per minute let through (and counted): the daily limits may still
+	// have dropped some of them.
 	MaxRecipientsPerMinute map[string]int `json:"max_recipients_per_minute"`
-	// Dropped counts, by app id, the recipients dropped for the limit of
-	// recipients per minute.
+	// Dropped counts, by app id, the recipients the silent limits dropped:
+	// the limit of recipients per minute and the daily limits.
 	Dropped map[string]int `json:"dropped"`
+	// DroppedByCode counts the same recipients by their forbidden_list
+	// code: "143103" (recipients per minute), "143105" (messages per user
+	// per day), "143106" (same content the same day).
+	DroppedByCode map[string]int `json:"dropped_by_code"`
+	// Recalled counts the tasks recalled, each once.
+	Recalled int `json:"recalled"`
 	// Limits are the limits in force.
 	Limits Limits `json:"limits"`
 }
 
-// Stats returns how many calls, accepted sends and faulted calls the fake
-// has seen, its gettoken calls by the appkey or corpid they named, what the
-// limits refused and dropped, and the highest rates each app reached. The
-// maps are never nil.
+// Stats returns how many calls, accepted sends, recalled tasks and faulted
+// calls the fake has seen, its gettoken calls by the appkey or corpid they
+// named, what the limits refused and dropped, and the highest rates each
+// app reached. The maps are never nil.
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -86,6 +98,8 @@ func (s *Server) Stats() Stats {
 		MaxCallsPerSecond:      maps.Clone(s.maxCallsPerSecond),
 		MaxRecipientsPerMinute: maps.Clone(s.maxRecipientsPerMinute),
 		Dropped:                maps.Clone(s.dropped),
+		DroppedByCode:          maps.Clone(s.droppedByCode),
+		Recalled:               s.recalled,
 		Limits:                 s.limits,
 	}
 }
@@ -132,6 +146,22 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		err := decodeStrict(w, r, &l, "limits", "Limits")
 		if err == nil {
 			err = s.SetLimits(l)
+		}
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		okReply().write(w)
+		return
+	case PathAdminResults:
+		if r.Method == http.MethodGet {
+			v = s.Results()
+			break
+		}
+		var res Results
+		err := decodeStrict(w, r, &res, "results", "Results")
+		if err == nil {
+			err = s.SetResults(res)
 		}
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
@@ -204,11 +234,11 @@ func (s *Server) redactedSent() []Sent {
 			m.Body = b
 			m.Request = decodeWire(b)
 		}
-		for j, id := range m.Dropped {
+		for j, d := range m.Dropped {
 			for _, secret := range secrets {
-				id = string(replaceSecret([]byte(id), secret))
+				d.ID = string(replaceSecret([]byte(d.ID), secret))
 			}
-			m.Dropped[j] = id
+			m.Dropped[j] = d
 		}
 	}
 	return sent

@@ -20,17 +20,40 @@
 //     dingtalk package's own Validate: a missing field answers 40035, any
 //     other fault 400002. An agent_id other than the app's [App.AgentID]
 //     answers 40056. An accepted send answers an increasing task_id and is
-//     recorded as a [Sent].
+//     recorded as a [Sent], with the recipients the silent limits (below)
+//     dropped in [Sent.Dropped], each with its code.
+//   - POST /topapi/message/corpconversation/getsendprogress?access_token=T
+//     with {"agent_id":N,"task_id":N} answers
+//     "progress":{"progress_in_percent":P,"status":S}. With
+//     Options.DeliveryTime D, a task sent E ago has P = 100*E/D (whole
+//     percent, at most 100) and S 2 (done) once E >= D, else 1
+//     (processing), or 0 (not started) while P is 0. With no DeliveryTime
+//     (the default) every task is done: P 100, S 2.
 //   - POST /topapi/message/corpconversation/getsendresult?access_token=T
-//     with {"agent_id":N,"task_id":N}, token errors as above. It answers
-//     send_result with the delivered users in unread_user_id_list (nobody
-//     reads in the fake) and the recipients dropped by the limit of
-//     recipients per minute in forbidden_user_id_list and forbidden_list
-//     ({"code":"143103","count":1,"userid":ID}; a dropped department is
-//     named by its dept id, to_all_user by "@all"); the other lists are
-//     empty. A task that is not one of the app's sends of the last 24 hours
-//     with that agent_id answers 400002, a missing field 40035, an agent_id
-//     other than the app's 40056.
+//     with {"agent_id":N,"task_id":N} answers send_result, its lists in
+//     the call's order. A user of userid_list a silent limit dropped is in
+//     forbidden_user_id_list and forbidden_list
+//     ({"code":C,"count":1,"userid":ID}) with the limit's code; any other
+//     user is reported as its [Fate] under the [Results] in force when the
+//     task was sent: invalid_user_id_list, forbidden with code "143105" or
+//     "143106", failed_user_id_list, read_user_id_list or
+//     unread_user_id_list. The zero Results (the default) make every such
+//     user unread. A dropped department follows, forbidden and named by its
+//     dept id, then to_all_user as "@all"; departments and to_all_user are
+//     otherwise not reported (the fake has no members to expand them to),
+//     and invalid_dept_id_list is always empty. The answer is the final
+//     one at once, whatever the DeliveryTime, and a recall changes nothing
+//     in it.
+//   - POST /topapi/message/corpconversation/recall?access_token=T with
+//     {"agent_id":N,"msg_task_id":N} answers ok (errcode 0, errmsg "ok",
+//     request_id) and marks the task recalled: [Sent.Recalled] is the time
+//     of the first recall; recalling again answers ok and keeps it.
+//   - These three answer, in order: token errors as asyncsend_v2 does;
+//     400002 for a body that is not JSON; 40035 naming agent_id, then
+//     task_id (msg_task_id for recall), if missing or 0; 40056 for an
+//     agent_id other than the app's; and 400002 for a task that is not one
+//     of the app's sends of the last 24 hours ([SendResultRetention]) with
+//     that agent_id.
 //   - Any other path under /topapi/, or a topapi path called with the wrong
 //     HTTP method: errcode 22 "Invalid method". Any other unknown path, or
 //     /gettoken with a method other than GET: HTTP 404 with
@@ -56,23 +79,51 @@
 //
 //   - CallsPerSecond per app per API (endpoint) in any sliding second
 //     (20): a call over it answers errcode 90018 and has no effect.
-//     gettoken is exempt.
+//     gettoken is exempt; every other endpoint counts on its own.
 //   - RecipientsPerMinute per app in any sliding minute (5,000), counting
 //     each user id, department id and to_all_user of accepted sends: as
 //     DingTalk does, the send still answers ok with a task_id, and the
 //     recipients over the limit are silently dropped, the last ones of the
-//     call first; getsendresult reports them with code "143103".
+//     call first; getsendresult reports them with code "143103"
+//     (dingtalk.ForbiddenAppPerMinute).
 //   - CallsPer20s over every call (the per-IP rule) in any sliding 20
 //     seconds (10,000): the call over it and every call for the Ban that
 //     follows (5 minutes unless set) answer the IP ban
 //     {"status":1111,"wait":M,"punish":"deny"}, M in minutes.
 //
+// DingTalk's daily limits, by contrast, are always enforced, unless
+// Options.NoDailyLimits turns them off. They too are silent (the send
+// answers ok) and count per app and per user over a calendar day of China
+// time (UTC+8, as Options.Now tells it), only for the user ids of a send
+// that the limit of recipients per minute kept, in the call's order:
+//
+//   - a user who already got the same content from the app that day (the
+//     same msg, compared by a hash of its JSON re-encoded, so spacing and
+//     field order do not matter) is dropped with code "143106"
+//     (dingtalk.ForbiddenSameContent);
+//   - else a user who already got [DailyMessagesPerUser] (500) of the
+//     app's messages that day is dropped with code "143105"
+//     (dingtalk.ForbiddenDaily).
+//
+// Only the messages a user was delivered (not dropped) count towards its
+// day, whatever its Fate. Departments and to_all_user are not subject to
+// them. What they count is forgotten once a later day starts, and by
+// Reset.
+//
 // Limits read the clock of Options.Now, so tests need no sleeping. A call
 // a fault answers is not counted by them, and a call they refuse is not
 // counted as accepted. [Server.Stats] tells what they did (throttled,
-// ip_banned, dropped) and how fast each app went: the most accepted
-// asyncsend_v2 calls in any second and the most delivered recipients in
-// any minute, limits or not.
+// ip_banned, dropped by app and dropped_by_code) and how fast each app
+// went: the most accepted asyncsend_v2 calls in any second and the most
+// recipients the limit of recipients per minute let through in any
+// minute, limits or not.
+//
+// What getsendresult reports of the users a send delivered is set by
+// [Results], with Options.Results, [Server.SetResults] or PUT
+// /_fake/results: the fractions of users invalid, forbidden with
+// "143105", forbidden with "143106" and failed, and of the rest the
+// fraction read. A hash of the user id alone decides each user's fate, so
+// a user has the same one in every task, and [Results.Fate] tells it.
 //
 // Every call to the DingTalk endpoints is recorded as a [Call], with the
 // fault that fired on it, or the limit that refused it, if any; read them with [Server.Calls],
@@ -80,12 +131,14 @@
 // the admin endpoints, which are not recorded and never faulted themselves:
 //
 //	GET    /_fake/calls          every Call, as JSON
-//	GET    /_fake/sent           every accepted send, as JSON
+//	GET    /_fake/sent           every accepted send, as JSON, with "dropped":[{"id":ID,"code":C},...]
+//	                             and "recalled":TIME if recalled
 //	GET    /_fake/stats          {"calls":N,"sent":N,"token_fetches":{"<appkey>":N,...},"faulted":N,
 //	                             "throttled":N,"ip_banned":N,"max_calls_per_second":{"<appkey>":N,...},
-//	                             "max_recipients_per_minute":{...},"dropped":{...},"limits":{...}}
+//	                             "max_recipients_per_minute":{...},"dropped":{"<appkey>":N,...},
+//	                             "dropped_by_code":{"143103":N,...},"recalled":N,"limits":{...}}
 //	POST   /_fake/reset          forget calls, sends, tokens, faults and what the limits
-//	                             counted; apps and limits stay
+//	                             counted (daily limits included); apps, limits and results stay
 //	POST   /_fake/revoke?app=ID  revoke the token of the app with that appkey or corpid:
 //	                             {"errcode":0,"errmsg":"ok","revoked":true|false}
 //	GET    /_fake/faults         the active faults, as JSON
@@ -96,6 +149,10 @@
 //	PUT    /_fake/limits         set the Limits in the body, such as
 //	                             {"calls_per_second":20,"ban":"1m"}; a field left out
 //	                             is 0, which turns that limit off; 400 if invalid
+//	GET    /_fake/results        the Results in force, as JSON
+//	PUT    /_fake/results        set the Results in the body, such as
+//	                             {"invalid":0.1,"read":0.5}, for the tasks sent from then on;
+//	                             a field left out is 0; 400 naming the field if invalid
 //
 // Neither the records nor the admin endpoints ever show an app secret or an
 // access token, revoked ones included: the token travels in the query,

@@ -53,6 +53,20 @@ type Options struct {
 	// Limits are the rate limits to enforce, such as &DefaultLimits. If nil,
 	// none: every call is taken however fast it comes.
 	Limits *Limits
+	// NoDailyLimits turns off DingTalk's daily limits, which the fake
+	// otherwise always enforces, silently, per app and user and China-time
+	// day: the same content to a user twice a day (the second is dropped
+	// with code "143106"), and more than DailyMessagesPerUser messages to a
+	// user a day (dropped with code "143105").
+	NoDailyLimits bool
+	// DeliveryTime is how long after the send a task takes to be
+	// delivered, as getsendprogress tells: status 1 (processing) and a
+	// growing progress_in_percent until then, status 2 (done) and 100 from
+	// then on. If zero (or negative), a task is done at once.
+	DeliveryTime time.Duration
+	// Results say what getsendresult reports of the delivered users. If
+	// nil, the zero Results: every delivered user is unread.
+	Results *Results
 }
 
 func (o *Options) setDefaults() {
@@ -94,11 +108,17 @@ type Server struct {
 	delivered              map[string]*window
 	maxCallsPerSecond      map[string]int
 	maxRecipientsPerMinute map[string]int
-	dropped                map[string]int
+	dropped                map[string]int // recipients dropped, by app
+	droppedByCode          map[string]int // the same, by forbidden_list code
+	daily                  map[string]*appDay
+	recalled               int // tasks recalled
+
+	results Results
 }
 
 // New returns a fake host that knows apps. opts may be nil. It panics on an
-// App with neither Key nor CorpID, and on Limits that do not validate.
+// App with neither Key nor CorpID, and on Limits or Results that do not
+// validate.
 func New(apps []App, opts *Options) *Server {
 	s := &Server{byKey: map[string]*App{}, byCorp: map[string]*App{}}
 	if opts != nil {
@@ -110,6 +130,12 @@ func New(apps []App, opts *Options) *Server {
 			panic("fake: New: " + err.Error())
 		}
 		s.limits = *l
+	}
+	if r := s.opts.Results; r != nil {
+		if err := r.Validate(); err != nil {
+			panic("fake: New: " + err.Error())
+		}
+		s.results = *r
 	}
 	s.routes = s.defaultRoutes()
 	s.reset()
@@ -152,8 +178,9 @@ func (s *Server) app(id string) *App {
 }
 
 // Reset forgets every call, send, token and fault, what the limits
-// counted (an IP ban included) and the stats, and starts task ids again
-// from FirstTaskID, as if the server were new. Apps and limits stay.
+// counted (an IP ban included, and what each user got today) and the
+// stats, and starts task ids again from FirstTaskID, as if the server were
+// new. Apps, limits and results stay.
 func (s *Server) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -178,6 +205,9 @@ func (s *Server) reset() {
 	s.maxCallsPerSecond = map[string]int{}
 	s.maxRecipientsPerMinute = map[string]int{}
 	s.dropped = map[string]int{}
+	s.droppedByCode = map[string]int{}
+	s.daily = map[string]*appDay{}
+	s.recalled = 0
 }
 
 // route is one endpoint of the fake host.
@@ -191,9 +221,11 @@ type route struct {
 // defaultRoutes is the table of DingTalk endpoints the fake implements.
 func (s *Server) defaultRoutes() map[string]route {
 	return map[string]route{
-		dingtalk.PathGetToken:    {method: http.MethodGet, handle: s.getToken},
-		dingtalk.PathAsyncSendV2: {method: http.MethodPost, handle: s.asyncSendV2},
-		PathGetSendResult:        {method: http.MethodPost, handle: s.getSendResult},
+		dingtalk.PathGetToken:        {method: http.MethodGet, handle: s.getToken},
+		dingtalk.PathAsyncSendV2:     {method: http.MethodPost, handle: s.asyncSendV2},
+		dingtalk.PathGetSendProgress: {method: http.MethodPost, handle: s.getSendProgress},
+		PathGetSendResult:            {method: http.MethodPost, handle: s.getSendResult},
+		dingtalk.PathRecall:          {method: http.MethodPost, handle: s.recall},
 	}
 }
 

@@ -629,7 +629,7 @@ func TestUnknownPathsAndMethods(t *testing.T) {
 		wantReqID  bool
 	}{
 		{name: "unknown topapi path", method: http.MethodPost, path: "/topapi/message/corpconversation/nosuch", wantStatus: 200, wantCode: 22, wantReqID: true},
-		{name: "unimplemented topapi path", method: http.MethodPost, path: "/topapi/message/corpconversation/getsendprogress", wantStatus: 200, wantCode: 22, wantReqID: true},
+		{name: "unimplemented topapi path", method: http.MethodPost, path: "/topapi/message/corpconversation/status_bar/update", wantStatus: 200, wantCode: 22, wantReqID: true},
 		{name: "GET on asyncsend_v2", method: http.MethodGet, path: dingtalk.PathAsyncSendV2, wantStatus: 200, wantCode: 22, wantReqID: true},
 		{name: "POST on gettoken", method: http.MethodPost, path: dingtalk.PathGetToken, wantStatus: 404, wantCode: 404},
 		{name: "unknown path", method: http.MethodGet, path: "/nosuch", wantStatus: 404, wantCode: 404},

@@ -64,10 +64,6 @@ const (
 	limitCallsPer20s    = "calls_per_20s"
 )
 
-// codeRecipientsPerMinute is the forbidden_list code of a recipient
-// dropped for the per-app limit of recipients per minute.
-const codeRecipientsPerMinute = "143103"
-
 // Validate says what is wrong with l, naming the field by its JSON name, as
 // in "limits: calls_per_second must be >= 0, got -1".
 func (l Limits) Validate() error {
@@ -153,17 +149,17 @@ func (s *Server) limit(x *exchange, routed bool) (reply, bool) {
 	return reply{}, false
 }
 
-// admit counts an accepted asyncsend_v2 call of app with recipients (in
-// the order the call gave them) against the limit of recipients per
-// minute, and in the stats. It returns the recipients dropped: those past
-// the first ones that fit, nil if all fit. s.mu is held.
-func (s *Server) admit(app string, recipients []string, now time.Time) []string {
+// admit counts an accepted asyncsend_v2 call of app with n recipients
+// against the limit of recipients per minute, and in the stats. It returns
+// how many of them fit, the first ones of the call (n if all do); the
+// others are dropped. s.mu is held.
+func (s *Server) admit(app string, n int, now time.Time) int {
 	sends := windowOf(s.sends, app, perSecondSpan)
 	sends.add(now, 1)
 	s.maxCallsPerSecond[app] = max(s.maxCallsPerSecond[app], sends.total(now))
 
 	delivered := windowOf(s.delivered, app, perMinuteSpan)
-	keep := len(recipients)
+	keep := n
 	if lim := s.limits.RecipientsPerMinute; lim > 0 {
 		keep = min(keep, max(lim-delivered.total(now), 0))
 	}
@@ -171,12 +167,7 @@ func (s *Server) admit(app string, recipients []string, now time.Time) []string 
 		delivered.add(now, keep)
 	}
 	s.maxRecipientsPerMinute[app] = max(s.maxRecipientsPerMinute[app], delivered.total(now))
-	if keep == len(recipients) {
-		return nil
-	}
-	dropped := append([]string(nil), recipients[keep:]...)
-	s.dropped[app] += len(dropped)
-	return dropped
+	return keep
 }
 
 // allRecipient stands for to_all_user among a call's recipients.
@@ -185,8 +176,7 @@ const allRecipient = "@all"
 // recipients lists a send's recipients as the limit of recipients per
 // minute counts them: each user id, then each department id, then
 // allRecipient for to_all_user.
-func recipients(w dingtalk.SendWire) []string {
-	r := w.Request()
+func recipients(r dingtalk.SendRequest) []string {
 	out := slices.Concat(r.UserIDs, r.DeptIDs)
 	if r.ToAllUser {
 		out = append(out, allRecipient)

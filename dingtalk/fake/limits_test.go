@@ -32,6 +32,15 @@ func userIDs(prefix string, n int) []string {
 	return out
 }
 
+// drops returns ids, each dropped with code.
+func drops(code string, ids ...string) []fake.Drop {
+	out := make([]fake.Drop, len(ids))
+	for i, id := range ids {
+		out[i] = fake.Drop{ID: id, Code: code}
+	}
+	return out
+}
+
 // send sends req with tok through the real client.
 func (e *env) send(tok string, req *dingtalk.SendRequest) (*dingtalk.SendResult, error) {
 	return e.client.SendWorkNotification(context.Background(), tok, req)
@@ -231,8 +240,8 @@ func TestLimitRecipientsPerMinute(t *testing.T) {
 			t.Errorf("send %d dropped %d recipients, want %d", i+1, got, want)
 		}
 	}
-	if got, want := sent[59].Dropped, userIDs("c59-u", 100); !slices.Equal(got, want) {
-		t.Errorf("send 60 dropped %v, want every recipient", got)
+	if got, want := sent[59].Dropped, drops("143103", userIDs("c59-u", 100)...); !slices.Equal(got, want) {
+		t.Errorf("send 60 dropped %v, want every recipient with code 143103", got)
 	}
 
 	tests := []struct {
@@ -302,7 +311,9 @@ func TestLimitRecipientsPerMinuteWindow(t *testing.T) {
 		{name: "t0+61s: the second call's 100 are back", advance: time.Second},
 		{name: "t0+2m: room again", advance: 59 * time.Second},
 	}
-	e := setup(t, &fake.Options{Limits: &fake.Limits{RecipientsPerMinute: 5000}})
+	// The same message to the same users every time: only the limit of
+	// recipients per minute is under test.
+	e := setup(t, &fake.Options{Limits: &fake.Limits{RecipientsPerMinute: 5000}, NoDailyLimits: true})
 	tok := e.token(t, credA)
 	for i := range 50 {
 		if i > 0 {
@@ -339,8 +350,8 @@ func TestLimitRecipientsPartialDrop(t *testing.T) {
 	// 50 fit: the 48 users and the first 2 departments.
 	wantDropped := []string{"3", "4"}
 	m := e.fake.Sent()[2]
-	if !slices.Equal(m.Dropped, wantDropped) {
-		t.Errorf("Sent.Dropped = %v, want %v", m.Dropped, wantDropped)
+	if want := drops("143103", wantDropped...); !slices.Equal(m.Dropped, want) {
+		t.Errorf("Sent.Dropped = %v, want %v", m.Dropped, want)
 	}
 	r := e.result(t, tok, task).SendResult
 	if got, want := r.UnreadUserIDList, userIDs("u", 48); !slices.Equal(got, want) {
@@ -375,14 +386,17 @@ func TestLimitRecipientsPartialDrop(t *testing.T) {
 		t.Errorf("Stats().MaxRecipientsPerMinute = %v, want %v", got, want)
 	}
 	_, _, text := e.raw(t, http.MethodGet, fake.PathAdminSent, "")
-	if !strings.Contains(text, `"dropped":["3","4"]`) {
-		t.Errorf("GET %s = %s, want \"dropped\":[\"3\",\"4\"]", fake.PathAdminSent, text)
+	if want := `"dropped":[{"id":"3","code":"143103"},{"id":"4","code":"143103"}]`; !strings.Contains(text, want) {
+		t.Errorf("GET %s = %s, want %s", fake.PathAdminSent, text, want)
+	}
+	if got, want := st.DroppedByCode, map[string]int{"143103": 15}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("Stats().DroppedByCode = %v, want %v", got, want)
 	}
 }
 
 func TestStatsMaxRates(t *testing.T) {
 	// No limits: the stats still say how fast each app went.
-	e := setup(t, nil)
+	e := setup(t, &fake.Options{NoDailyLimits: true})
 	tokA, tokB := e.token(t, credA), e.token(t, credB)
 	steps := []struct {
 		advance time.Duration
@@ -423,7 +437,7 @@ func TestStatsMaxRates(t *testing.T) {
 	t.Run("JSON of a new fake", func(t *testing.T) {
 		e := setup(t, nil)
 		_, _, text := e.raw(t, http.MethodGet, fake.PathAdminStats, "")
-		want := `"throttled":0,"ip_banned":0,"max_calls_per_second":{},"max_recipients_per_minute":{},"dropped":{},` +
+		want := `"throttled":0,"ip_banned":0,"max_calls_per_second":{},"max_recipients_per_minute":{},"dropped":{},"dropped_by_code":{},"recalled":0,` +
 			`"limits":{"calls_per_second":0,"recipients_per_minute":0,"calls_per_20s":0}}`
 		if !strings.HasSuffix(strings.TrimSpace(text), want) {
 			t.Errorf("stats = %s, want it to end with %s", text, want)
@@ -600,7 +614,7 @@ func TestNoLimits(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			const n = 1000
-			e := setup(t, &fake.Options{Limits: tt.limits})
+			e := setup(t, &fake.Options{Limits: tt.limits, NoDailyLimits: true})
 			tok := e.token(t, credA)
 			for i := range n {
 				e.token(t, credA)

@@ -54,10 +54,28 @@ type Sent struct {
 	// Request is Body, decoded.
 	Request dingtalk.SendWire `json:"request"`
 	Time    time.Time         `json:"time"`
-	// Dropped are the recipients the limit of recipients per minute
-	// dropped, in the call's order: user ids, then department ids, then
-	// "@all" for to_all_user. They are the last ones of the call.
-	Dropped []string `json:"dropped,omitempty"`
+	// Dropped are the recipients the silent limits dropped, with the code
+	// getsendresult reports them with, in the call's order: user ids, then
+	// department ids, then "@all" for to_all_user. The limit of recipients
+	// per minute ("143103") drops the last ones of the call; the daily
+	// limits ("143106" same content, "143105" too many messages today) drop
+	// users alone.
+	Dropped []Drop `json:"dropped,omitempty"`
+	// Recalled is when the task was first recalled; zero if never.
+	Recalled time.Time `json:"recalled,omitzero"`
+
+	userDrops int     // Dropped[:userDrops] are user ids
+	results   Results // in force when it was sent, for getsendresult
+}
+
+// Drop is one recipient of a send that a silent limit dropped.
+type Drop struct {
+	// ID is the user id, department id or "@all" (to_all_user).
+	ID string `json:"id"`
+	// Code is the forbidden_list code getsendresult reports it with:
+	// dingtalk.ForbiddenAppPerMinute ("143103"), dingtalk.ForbiddenDaily
+	// ("143105") or dingtalk.ForbiddenSameContent ("143106").
+	Code string `json:"code"`
 }
 
 // record appends the call x answered with rp. s.mu is held.

@@ -11,8 +11,17 @@ import (
 // notification: POST with {"agent_id":N,"task_id":N} and the access token.
 const PathGetSendResult = dingtalk.PathGetSendResult
 
-// SendResultRetention is how long getsendresult knows a task: DingTalk's
-// last 24 hours.
+// PathGetSendProgress is DingTalk's endpoint that tells how far the
+// delivery of a work notification went: POST with
+// {"agent_id":N,"task_id":N} and the access token.
+const PathGetSendProgress = dingtalk.PathGetSendProgress
+
+// PathRecall is DingTalk's endpoint that recalls a work notification: POST
+// with {"agent_id":N,"msg_task_id":N} and the access token.
+const PathRecall = dingtalk.PathRecall
+
+// SendResultRetention is how long getsendresult, getsendprogress and
+// recall know a task: DingTalk's last 24 hours.
 const SendResultRetention = 24 * time.Hour
 
 // sendResult is getsendresult's "send_result", lists in DingTalk's order.
@@ -26,45 +35,65 @@ type sendResult struct {
 	ForbiddenList       []forbidden `json:"forbidden_list"`
 }
 
-// forbidden is one recipient a silent limit dropped, with the limit's code.
+// forbidden is one entry of forbidden_list: a recipient forbidden, and why.
 type forbidden struct {
 	Code   string `json:"code"`
 	Count  int    `json:"count"`
 	UserID string `json:"userid"`
 }
 
-// getSendResult answers POST /topapi/message/corpconversation/getsendresult:
-// token, then body, then the app's agent id, then the task, which must be
-// one of the app's sends of the last SendResultRetention with that
-// agent_id (else 400002). The delivered users are unread (nobody reads in
-// the fake); the recipients the limit of recipients per minute dropped are
-// forbidden, with code "143103". s.mu is held.
-func (s *Server) getSendResult(x *exchange) reply {
+// taskCall reads the body of a getsendresult, getsendprogress or recall
+// call, {"agent_id":N,"<taskField>":N}, and returns the task it names. In
+// order: token (88), body (400002), a missing agent_id or task (40035), an
+// agent_id other than the app's (40056), then the task, which must be one
+// of the app's sends of the last SendResultRetention with that agent_id
+// (else 400002). s.mu is held.
+func (s *Server) taskCall(x *exchange, taskField string) (*Sent, *reply) {
 	t, bad := s.authorize(x)
+	if bad != nil {
+		return nil, bad
+	}
+	var q struct {
+		AgentID   int64 `json:"agent_id"`
+		TaskID    int64 `json:"task_id"`
+		MsgTaskID int64 `json:"msg_task_id"`
+	}
+	if err := json.Unmarshal(x.body, &q); err != nil {
+		return nil, &reply{code: codeBadParam, msg: "参数错误"}
+	}
+	agentID, taskID := q.AgentID, q.TaskID
+	if taskField == "msg_task_id" {
+		taskID = q.MsgTaskID
+	}
+	switch {
+	case agentID == 0:
+		rp := missingParam("agent_id")
+		return nil, &rp
+	case taskID == 0:
+		rp := missingParam(taskField)
+		return nil, &rp
+	}
+	if app := s.app(t.app); app != nil && app.AgentID != 0 && agentID != app.AgentID {
+		return nil, &reply{code: codeBadAgentID, msg: "不合法的agentId"}
+	}
+	m := s.task(taskID)
+	if m == nil || m.App != t.app || m.Request.AgentID != agentID || x.now.Sub(m.Time) > SendResultRetention {
+		return nil, &reply{code: codeBadParam, msg: "参数错误: " + taskField}
+	}
+	return m, nil
+}
+
+// getSendResult answers POST /topapi/message/corpconversation/getsendresult
+// for a task taskCall finds. Each user of userid_list a silent limit
+// dropped is forbidden with the limit's code; each other one is reported
+// as its Fate under the Results the task was sent with. Dropped
+// departments and to_all_user follow, forbidden, named by their dept id
+// and "@all". s.mu is held.
+func (s *Server) getSendResult(x *exchange) reply {
+	m, bad := s.taskCall(x, "task_id")
 	if bad != nil {
 		return *bad
 	}
-	var q struct {
-		AgentID int64 `json:"agent_id"`
-		TaskID  int64 `json:"task_id"`
-	}
-	if err := json.Unmarshal(x.body, &q); err != nil {
-		return reply{code: codeBadParam, msg: "参数错误"}
-	}
-	switch {
-	case q.AgentID == 0:
-		return missingParam("agent_id")
-	case q.TaskID == 0:
-		return missingParam("task_id")
-	}
-	if app := s.app(t.app); app != nil && app.AgentID != 0 && q.AgentID != app.AgentID {
-		return reply{code: codeBadAgentID, msg: "不合法的agentId"}
-	}
-	m := s.task(q.TaskID)
-	if m == nil || m.App != t.app || m.Request.AgentID != q.AgentID || x.now.Sub(m.Time) > SendResultRetention {
-		return reply{code: codeBadParam, msg: "参数错误: task_id"}
-	}
-
 	res := sendResult{
 		InvalidUserIDList:   []string{},
 		ForbiddenUserIDList: []string{},
@@ -74,18 +103,91 @@ func (s *Server) getSendResult(x *exchange) reply {
 		InvalidDeptIDList:   []string{},
 		ForbiddenList:       []forbidden{},
 	}
-	// Recipients are kept first to last, users first: the delivered users
-	// are the first ones of userid_list.
-	users := m.Request.Request().UserIDs
-	kept := len(recipients(m.Request)) - len(m.Dropped)
-	res.UnreadUserIDList = append(res.UnreadUserIDList, users[:min(kept, len(users))]...)
-	for _, id := range m.Dropped {
+	forbid := func(id, code string) {
+		res.ForbiddenUserIDList = append(res.ForbiddenUserIDList, id)
+		res.ForbiddenList = append(res.ForbiddenList, forbidden{Code: code, Count: 1, UserID: id})
+	}
+	// The dropped users are in the call's order, as are the users.
+	userDrops, drops := m.Dropped[:m.userDrops], m.Dropped[m.userDrops:]
+	for _, id := range m.Request.Request().UserIDs {
+		if len(userDrops) > 0 && userDrops[0].ID == id {
+			forbid(id, userDrops[0].Code)
+			userDrops = userDrops[1:]
+			continue
+		}
+		switch m.results.Fate(id) {
+		case FateInvalid:
+			res.InvalidUserIDList = append(res.InvalidUserIDList, id)
+		case FateForbiddenDaily:
+			forbid(id, dingtalk.ForbiddenDaily)
+		case FateForbiddenSame:
+			forbid(id, dingtalk.ForbiddenSameContent)
+		case FateFailed:
+			res.FailedUserIDList = append(res.FailedUserIDList, id)
+		case FateRead:
+			res.ReadUserIDList = append(res.ReadUserIDList, id)
+		default:
+			res.UnreadUserIDList = append(res.UnreadUserIDList, id)
+		}
+	}
+	for _, d := range drops {
 		// A dropped department (or "@all") is named by its id in place of
 		// a userid, as the fake has no members to expand it to.
-		res.ForbiddenUserIDList = append(res.ForbiddenUserIDList, id)
-		res.ForbiddenList = append(res.ForbiddenList, forbidden{Code: codeRecipientsPerMinute, Count: 1, UserID: id})
+		forbid(d.ID, d.Code)
 	}
 	return okReply(field{"send_result", res})
+}
+
+// The status of getsendprogress.
+const (
+	progressNotStarted = 0
+	progressProcessing = 1
+	progressDone       = 2
+)
+
+// sendProgress is getsendprogress's "progress".
+type sendProgress struct {
+	ProgressInPercent int64 `json:"progress_in_percent"`
+	Status            int   `json:"status"`
+}
+
+// getSendProgress answers POST
+// /topapi/message/corpconversation/getsendprogress for a task taskCall
+// finds: with Options.DeliveryTime d, a task sent e ago is e/d done (in
+// whole percent, at most 100); its status is 2 (done) once e >= d, else 1
+// (processing), or 0 (not started) while the percentage is 0. With no
+// DeliveryTime every task is done. s.mu is held.
+func (s *Server) getSendProgress(x *exchange) reply {
+	m, bad := s.taskCall(x, "task_id")
+	if bad != nil {
+		return *bad
+	}
+	p := sendProgress{ProgressInPercent: 100, Status: progressDone}
+	if d := s.opts.DeliveryTime; d > 0 {
+		if e := max(x.now.Sub(m.Time), 0); e < d {
+			p.ProgressInPercent = int64(e * 100 / d)
+			p.Status = progressProcessing
+			if p.ProgressInPercent == 0 {
+				p.Status = progressNotStarted
+			}
+		}
+	}
+	return okReply(field{"progress", p})
+}
+
+// recall answers POST /topapi/message/corpconversation/recall for a task
+// taskCall finds by its msg_task_id: ok, and the task is marked recalled
+// at the call's time, unless it already was. s.mu is held.
+func (s *Server) recall(x *exchange) reply {
+	m, bad := s.taskCall(x, "msg_task_id")
+	if bad != nil {
+		return *bad
+	}
+	if m.Recalled.IsZero() {
+		m.Recalled = x.now
+		s.recalled++
+	}
+	return okReply()
 }
 
 // task returns the recorded send with task id id, or nil. Task ids follow
