@@ -15,7 +15,8 @@ type ErrorInfo = outcome.ErrorInfo
 // Attempt is one call to DingTalk for a message.
 type Attempt = outcome.Attempt
 
-// The statuses of a message; Sent, Failed and Canceled are terminal.
+// The statuses of a message; Sent, Failed and Canceled are terminal. A
+// broadcast is queued, sending, paused, canceled or done (terminal).
 const (
 	StatusQueued   = outcome.StatusQueued
 	StatusSending  = outcome.StatusSending
@@ -23,6 +24,8 @@ const (
 	StatusRetrying = outcome.StatusRetrying
 	StatusFailed   = outcome.StatusFailed
 	StatusCanceled = outcome.StatusCanceled
+	StatusPaused   = outcome.StatusPaused
+	StatusDone     = outcome.StatusDone
 )
 
 // ErrNotFound is returned by Status for an unknown id, or one older than

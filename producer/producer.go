@@ -94,7 +94,7 @@ func (m *Message) Validate() error {
 	if !appNameRE.MatchString(m.App) {
 		return &dingtalk.ValidationError{Field: "app", Reason: fmt.Sprintf("unknown app %q: app names are 1-64 of a-z 0-9 _ -", m.App)}
 	}
-	if err := dingtalk.ValidateRecipients(m.UserIDs, m.DeptIDs, m.ToAllUser); err != nil {
+	if err := validateRecipients(m.UserIDs, m.DeptIDs, m.ToAllUser, DefaultMaxRecipients); err != nil {
 		return err
 	}
 	if err := m.Msg.Validate(); err != nil {
@@ -132,15 +132,23 @@ type Config struct {
 	// MaxRetry is how many failed attempts a message gets. If zero,
 	// DefaultMaxRetry.
 	MaxRetry int
+	// MaxRecipients caps the user ids plus department ids of one message.
+	// If zero, DefaultMaxRecipients.
+	MaxRecipients int
+	// CancelWait is how long Cancel waits for a broadcast's batches being
+	// sent at that moment. If zero, DefaultCancelWait.
+	CancelWait time.Duration
 }
 
 // Producer hands messages to dingq. It is safe for concurrent use.
 type Producer struct {
-	client   *asynq.Client
-	store    *outcome.Store
-	apps     []string
-	maxRetry int
-	now      func() time.Time
+	client        *asynq.Client
+	store         *outcome.Store
+	apps          []string
+	maxRetry      int
+	maxRecipients int
+	cancelWait    time.Duration
+	now           func() time.Time
 }
 
 // New returns a producer on cfg.Redis.
@@ -154,12 +162,23 @@ func New(cfg Config) (*Producer, error) {
 	if cfg.MaxRetry == 0 {
 		cfg.MaxRetry = DefaultMaxRetry
 	}
+	if cfg.MaxRecipients < 0 {
+		return nil, fmt.Errorf("producer: Config.MaxRecipients must be >= 0, got %d", cfg.MaxRecipients)
+	}
+	if cfg.MaxRecipients == 0 {
+		cfg.MaxRecipients = DefaultMaxRecipients
+	}
+	if cfg.CancelWait <= 0 {
+		cfg.CancelWait = DefaultCancelWait
+	}
 	return &Producer{
-		client:   asynq.NewClientFromRedisClient(cfg.Redis),
-		store:    outcome.NewStore(cfg.Redis, cfg.KeyPrefix, cfg.Retention),
-		apps:     slices.Clone(cfg.Apps),
-		maxRetry: cfg.MaxRetry,
-		now:      time.Now,
+		client:        asynq.NewClientFromRedisClient(cfg.Redis),
+		store:         outcome.NewStore(cfg.Redis, cfg.KeyPrefix, cfg.Retention),
+		apps:          slices.Clone(cfg.Apps),
+		maxRetry:      cfg.MaxRetry,
+		maxRecipients: cfg.MaxRecipients,
+		cancelWait:    cfg.CancelWait,
+		now:           time.Now,
 	}, nil
 }
 
@@ -167,16 +186,79 @@ func New(cfg Config) (*Producer, error) {
 // id. It returns once the message is safely in Redis, without waiting for
 // DingTalk. A message with an IdempotencyKey already used for the same app
 // returns the first message's id and enqueues nothing, or
-// ErrIdempotencyConflict if that key stood for a different message.
+// ErrIdempotencyConflict if that key stood for a different message. A
+// message to more recipients than one call takes is a broadcast: see
+// Enqueue.
 func (p *Producer) Send(ctx context.Context, m *Message) (string, error) {
-	if err := m.Validate(); err != nil {
+	a, err := p.Enqueue(ctx, m)
+	if err != nil {
 		return "", err
 	}
-	if len(p.apps) > 0 && !slices.Contains(p.apps, m.App) {
-		return "", &dingtalk.ValidationError{Field: "app", Reason: fmt.Sprintf("unknown app %q", m.App)}
+	return a.ID, nil
+}
+
+// Accepted describes a message Enqueue accepted.
+type Accepted struct {
+	ID     string `json:"id"`
+	Status Status `json:"status"`
+	// Recipients counts the distinct user and department ids.
+	Recipients int `json:"recipients"`
+	// Duplicates counts the ids the message repeated; each is sent once.
+	Duplicates int `json:"duplicates,omitempty"`
+	// Batches is how many DingTalk calls a broadcast is split into; zero
+	// for a message sent in one call.
+	Batches int `json:"batches,omitempty"`
+}
+
+// EnqueueOption changes how Enqueue works.
+type EnqueueOption func(*enqueueOptions)
+
+type enqueueOptions struct {
+	progress func(done, total int)
+}
+
+// WithProgress has Enqueue call f as a broadcast's batches are enqueued,
+// with how many are done of how many; f must be safe for concurrent use.
+func WithProgress(f func(done, total int)) EnqueueOption {
+	return func(o *enqueueOptions) { o.progress = f }
+}
+
+// Enqueue is Send, telling more of what it accepted. Duplicate ids are
+// sent once. A message to more than 100 users or 20 departments is a
+// broadcast: it is split into batches of 100 users (or 20 departments),
+// each its own task on the message's lane (bulk if none is given), and its
+// record counts the batches and, later, what DingTalk said of each
+// recipient. Validation happens before anything is written.
+func (p *Producer) Enqueue(ctx context.Context, m *Message, opts ...EnqueueOption) (*Accepted, error) {
+	var o enqueueOptions
+	for _, opt := range opts {
+		opt(&o)
 	}
-	payload := &MessageSendPayload{App: m.App, UserIDs: m.UserIDs, DeptIDs: m.DeptIDs,
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	if n := len(m.UserIDs) + len(m.DeptIDs); n > p.maxRecipients {
+		return nil, &dingtalk.ValidationError{Field: "userid_list",
+			Reason: fmt.Sprintf("%d user and department ids, at most %d in one message", n, p.maxRecipients)}
+	}
+	if len(p.apps) > 0 && !slices.Contains(p.apps, m.App) {
+		return nil, &dingtalk.ValidationError{Field: "app", Reason: fmt.Sprintf("unknown app %q", m.App)}
+	}
+	users, du := dedupe(m.UserIDs)
+	depts, dd := dedupe(m.DeptIDs)
+	if len(users) > dingtalk.MaxUserIDs || len(depts) > dingtalk.MaxDeptIDs {
+		return p.broadcast(ctx, m, users, depts, du+dd, o)
+	}
+	payload := &MessageSendPayload{App: m.App, UserIDs: users, DeptIDs: depts,
 		ToAllUser: m.ToAllUser, Msg: m.Msg}
+	id, err := p.sendOne(ctx, m, payload)
+	if err != nil {
+		return nil, err
+	}
+	return &Accepted{ID: id, Status: StatusQueued, Recipients: len(users) + len(depts), Duplicates: du + dd}, nil
+}
+
+func (p *Producer) sendOne(ctx context.Context, m *Message, payload *MessageSendPayload) (string, error) {
 	// The fingerprint only serves to tell a repeated idempotency key from a
 	// reused one: skip the encoding and hashing when there is no key.
 	var fp string
@@ -201,7 +283,7 @@ func (p *Producer) Send(ctx context.Context, m *Message) (string, error) {
 		}
 	}
 	payload.ID = id
-	rec := &outcome.Outcome{ID: id, App: m.App, Recipients: len(m.UserIDs) + len(m.DeptIDs), SendAt: m.SendAt}
+	rec := &outcome.Outcome{ID: id, App: m.App, Recipients: len(payload.UserIDs) + len(payload.DeptIDs), SendAt: m.SendAt}
 	if _, err := p.store.Create(ctx, rec, fp); err != nil {
 		return "", err
 	}
@@ -250,13 +332,7 @@ func (p *Producer) resume(ctx context.Context, id, fp string, payload *MessageSe
 func (p *Producer) enqueue(ctx context.Context, payload *MessageSendPayload, sendAt time.Time, prio Priority) error {
 	queue, _ := prio.Queue() // Validate refused any other
 	opts := []asynq.Option{asynq.Queue(queue), asynq.MaxRetry(p.maxRetry)}
-	if sendAt.After(p.now()) {
-		// asynq schedules in whole seconds and runs a task once its second
-		// has begun: round up, so a message is never sent before send_at.
-		at := sendAt.Truncate(time.Second)
-		if at.Before(sendAt) {
-			at = at.Add(time.Second)
-		}
+	if at, ok := p.processAt(sendAt); ok {
 		opts = append(opts, asynq.ProcessAt(at))
 	}
 	task, err := NewMessageSendTask(payload, opts...)

@@ -3,6 +3,7 @@ package producer
 import (
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/dingq/dingq/dingtalk"
 	"github.com/hibiken/asynq"
@@ -53,6 +54,132 @@ func NewMessageSendTask(p *MessageSendPayload, opts ...asynq.Option) (*asynq.Tas
 // DecodeMessageSend decodes a TypeMessageSend task's payload.
 func DecodeMessageSend(t *asynq.Task) (*MessageSendPayload, error) {
 	var p MessageSendPayload
+	if err := json.Unmarshal(t.Payload(), &p); err != nil {
+		return nil, fmt.Errorf("producer: decoding %s payload: %w", t.Type(), err)
+	}
+	if p.ID == "" || p.App == "" {
+		return nil, fmt.Errorf("producer: %s payload without id or app", t.Type())
+	}
+	return &p, nil
+}
+
+// Task types of broadcasts and of what follows an accepted send.
+const (
+	// TypeBroadcastBatch sends one batch of a broadcast: at most 100 users
+	// or 20 departments in one asyncsend_v2 call.
+	TypeBroadcastBatch = "dingtalk:broadcast:batch"
+	// TypeSendResults asks DingTalk what became of an accepted batch's
+	// recipients (getsendprogress, then getsendresult) and records it.
+	TypeSendResults = "dingtalk:broadcast:results"
+	// TypeRecall recalls every accepted batch of a message at DingTalk.
+	TypeRecall = "dingtalk:message:recall"
+)
+
+// BatchPayload is the payload of a TypeBroadcastBatch task.
+type BatchPayload struct {
+	// ID is the broadcast's message id.
+	ID string `json:"id"`
+	// Batch names the batch within the broadcast: "0", "1"… and "7r" for
+	// the re-send of batch 7's recipients the per-minute limits dropped.
+	Batch    string           `json:"batch"`
+	App      string           `json:"app"`
+	UserIDs  []string         `json:"userid_list,omitempty"`
+	DeptIDs  []string         `json:"dept_id_list,omitempty"`
+	Msg      dingtalk.Message `json:"msg"`
+	Priority Priority         `json:"priority,omitempty"`
+	// Resend marks a re-send: its recipients are not sent a third time.
+	Resend bool `json:"resend,omitempty"`
+}
+
+// Recipients returns the batch's user ids, then its department ids.
+func (p *BatchPayload) Recipients() []string {
+	return append(append(make([]string, 0, len(p.UserIDs)+len(p.DeptIDs)), p.UserIDs...), p.DeptIDs...)
+}
+
+// BatchTaskID is the asynq task id of a broadcast's batch.
+func BatchTaskID(id, batch string) string { return id + ":" + batch }
+
+// NewBatchTask returns the task of a broadcast's batch, on its priority's
+// lane (bulk if none).
+func NewBatchTask(p *BatchPayload, opts ...asynq.Option) (*asynq.Task, error) {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("producer: encoding batch %s of %s: %w", p.Batch, p.ID, err)
+	}
+	return newBatchTask(p.ID, p.Batch, p.Priority, b, opts...), nil
+}
+
+func newBatchTask(id, batch string, prio Priority, payload []byte, opts ...asynq.Option) *asynq.Task {
+	if prio == "" {
+		prio = PriorityBulk
+	}
+	queue, ok := prio.Queue()
+	if !ok {
+		queue = QueueBulk
+	}
+	opts = append([]asynq.Option{asynq.TaskID(BatchTaskID(id, batch)), asynq.Queue(queue)}, opts...)
+	return asynq.NewTask(TypeBroadcastBatch, payload, opts...)
+}
+
+// DecodeBatch decodes a TypeBroadcastBatch task's payload.
+func DecodeBatch(t *asynq.Task) (*BatchPayload, error) { return decodeBatch(t.Type(), t.Payload()) }
+
+func decodeBatch(typ string, b []byte) (*BatchPayload, error) {
+	var p BatchPayload
+	if err := json.Unmarshal(b, &p); err != nil {
+		return nil, fmt.Errorf("producer: decoding %s payload: %w", typ, err)
+	}
+	if p.ID == "" || p.App == "" || p.Batch == "" {
+		return nil, fmt.Errorf("producer: %s payload without id, app or batch", typ)
+	}
+	return &p, nil
+}
+
+// ResultsPayload is the payload of a TypeSendResults task.
+type ResultsPayload struct {
+	// Batch is the accepted batch, with its recipients and message (to
+	// re-send those DingTalk dropped for its per-minute limits).
+	Batch BatchPayload `json:"batch"`
+	// TaskID is DingTalk's task_id of the batch.
+	TaskID int64 `json:"task_id"`
+	// AcceptedAt is when DingTalk accepted it: results are asked for
+	// within 24 hours of it.
+	AcceptedAt time.Time `json:"accepted_at"`
+}
+
+// NewResultsTask returns the task that collects an accepted batch's
+// results, on the bulk lane.
+func NewResultsTask(p *ResultsPayload, opts ...asynq.Option) (*asynq.Task, error) {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("producer: encoding results of %s: %w", p.Batch.ID, err)
+	}
+	opts = append([]asynq.Option{asynq.TaskID("results:" + BatchTaskID(p.Batch.ID, p.Batch.Batch)),
+		asynq.Queue(QueueBulk)}, opts...)
+	return asynq.NewTask(TypeSendResults, b, opts...), nil
+}
+
+// DecodeResults decodes a TypeSendResults task's payload.
+func DecodeResults(t *asynq.Task) (*ResultsPayload, error) {
+	var p ResultsPayload
+	if err := json.Unmarshal(t.Payload(), &p); err != nil {
+		return nil, fmt.Errorf("producer: decoding %s payload: %w", t.Type(), err)
+	}
+	if p.Batch.ID == "" || p.Batch.App == "" || p.TaskID == 0 {
+		return nil, fmt.Errorf("producer: %s payload without id, app or task_id", t.Type())
+	}
+	return &p, nil
+}
+
+// RecallPayload is the payload of a TypeRecall task.
+type RecallPayload struct {
+	ID  string `json:"id"`
+	App string `json:"app"`
+}
+
+// DecodeRecall decodes a TypeRecall task's payload.
+func DecodeRecall(t *asynq.Task) (*RecallPayload, error) {
+	var p RecallPayload
 	if err := json.Unmarshal(t.Payload(), &p); err != nil {
 		return nil, fmt.Errorf("producer: decoding %s payload: %w", t.Type(), err)
 	}

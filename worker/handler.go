@@ -47,6 +47,12 @@ type Handlers struct {
 	// maxDelay caps the backoff of throttled attempts (RetryMaxDelay).
 	maxDelay time.Duration
 	limits   *limits
+	// queue enqueues the tasks that follow a sent batch.
+	queue           *asynq.Client
+	maxRetry        int
+	resultsDelay    time.Duration
+	resultsMaxDelay time.Duration
+	resendDelay     time.Duration
 }
 
 // errUnknownApp fails a message for an app the worker is not configured for.
@@ -124,26 +130,39 @@ func (h *Handlers) HandleMessageSend(ctx context.Context, t *asynq.Task) error {
 // send calls asyncsend_v2 with app's cached token; when DingTalk refuses the
 // token it drops it, fetches one new one and calls once more.
 func (h *Handlers) send(ctx context.Context, app App, req *dingtalk.SendRequest, cost int) (*dingtalk.SendResult, error) {
+	var res *dingtalk.SendResult
+	err := h.call(ctx, app, dingtalk.PathAsyncSendV2, cost, func(tok string) (err error) {
+		res, err = h.client.SendWorkNotification(ctx, tok, req)
+		return err
+	})
+	return res, err
+}
+
+// call makes one call of app to api (admitted by the caller) with app's
+// cached token, tells the limiter how it went, and when DingTalk refuses
+// the token drops it, fetches one new one, takes a new slot and calls once
+// more.
+func (h *Handlers) call(ctx context.Context, app App, api string, cost int, do func(token string) error) error {
 	tok, err := h.tokens.Token(ctx, app.Name, app.Credentials)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	res, err := h.client.SendWorkNotification(ctx, tok, req)
-	h.limits.observe(ctx, app.Name, dingtalk.PathAsyncSendV2, err)
+	err = do(tok)
+	h.limits.observe(ctx, app.Name, api, err)
 	if dingtalk.Classify(err) != dingtalk.ClassTokenInvalid {
-		return res, err
+		return err
 	}
 	h.tokens.Invalidate(ctx, app.Name, tok)
 	if tok, err = h.tokens.Token(ctx, app.Name, app.Credentials); err != nil {
-		return nil, err
+		return err
 	}
 	// The second call takes its own slot.
-	if err := h.limits.admit(ctx, app.Name, dingtalk.PathAsyncSendV2, cost); err != nil {
-		return nil, err
+	if err := h.limits.admit(ctx, app.Name, api, cost); err != nil {
+		return err
 	}
-	res, err = h.client.SendWorkNotification(ctx, tok, req)
-	h.limits.observe(ctx, app.Name, dingtalk.PathAsyncSendV2, err)
-	return res, err
+	err = do(tok)
+	h.limits.observe(ctx, app.Name, api, err)
+	return err
 }
 
 // recipients is what a message costs against the recipients limit: its
@@ -162,15 +181,7 @@ func recipients(p *producer.MessageSendPayload) int {
 // SkipRetry); anything else is retried; a cancelled context hands the task
 // back untouched.
 func (h *Handlers) finish(ctx context.Context, id string, n int, err error) error {
-	info := errorInfo(err)
-	class := classify(err)
-	annotate(ctx, zap.Int("errcode", info.Code), zap.String("error_class", class.String()))
-
-	retried, _ := asynq.GetRetryCount(ctx)
-	maxRetry, known := asynq.GetMaxRetry(ctx)
-	exhausted := known && retried >= maxRetry
-	final := class == dingtalk.ClassPermanent ||
-		(exhausted && class != dingtalk.ClassThrottled && class != dingtalk.ClassCanceled)
+	final, info, ret := h.judge(ctx, err, n)
 	to := outcome.StatusRetrying
 	if final {
 		to = outcome.StatusFailed
@@ -180,38 +191,48 @@ func (h *Handlers) finish(ctx context.Context, id string, n int, err error) erro
 	if rerr := h.record(ctx, id, tr); rerr != nil {
 		h.log.Error("outcome could not be recorded", zap.String("message_id", id), zap.Error(rerr))
 	}
+	return ret
+}
+
+// judge says what the failed attempt n of a task means: whether it is
+// final (a permanent error, or the last allowed failure; throttling and a
+// cancelled context never are), the error as the outcome shows it, and
+// the error to answer the queue with.
+func (h *Handlers) judge(ctx context.Context, err error, n int) (final bool, info *outcome.ErrorInfo, ret error) {
+	info = errorInfo(err)
+	class := classify(err)
+	annotate(ctx, zap.Int("errcode", info.Code), zap.String("error_class", class.String()))
+
+	retried, _ := asynq.GetRetryCount(ctx)
+	maxRetry, known := asynq.GetMaxRetry(ctx)
+	exhausted := known && retried >= maxRetry
+	final = class == dingtalk.ClassPermanent ||
+		(exhausted && class != dingtalk.ClassThrottled && class != dingtalk.ClassCanceled)
 	if final {
-		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+		return true, info, fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	}
 	var te *throttledError
 	if errors.As(err, &te) {
-		return te // the limiter's own wait
+		return false, info, te // the limiter's own wait
 	}
 	if class == dingtalk.ClassThrottled {
 		wait := throttleWait(err, n, h.maxDelay)
 		annotate(ctx, zap.Duration("retry_in", wait))
-		return &throttledError{err: err, wait: wait}
+		return false, info, &throttledError{err: err, wait: wait}
 	}
-	return err
+	return false, info, err
 }
 
 // record applies a transition even when ctx is done (a shutdown must still
-// write down what happened), trying a few times over Redis hiccups.
+// write down what happened), trying a few times over Redis hiccups. A
+// record already final is left as it is.
 func (h *Handlers) record(ctx context.Context, id string, tr outcome.Transition) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	var err error
-	for i := range 3 {
-		if _, err = h.store.Apply(ctx, id, tr); err == nil || errors.Is(err, outcome.ErrTerminal) {
-			return nil
-		}
-		select {
-		case <-time.After(time.Duration(100<<i) * time.Millisecond):
-		case <-ctx.Done():
+	return h.retryRedis(ctx, func(ctx context.Context) error {
+		if _, err := h.store.Apply(ctx, id, tr); err != nil && !errors.Is(err, outcome.ErrTerminal) {
 			return err
 		}
-	}
-	return err
+		return nil
+	})
 }
 
 // errorInfo turns err into what the outcome shows: DingTalk's code and

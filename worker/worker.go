@@ -67,6 +67,18 @@ type Config struct {
 	// to MaxLimitWait and asks once more, then goes back to the queue, not
 	// counted as a failure. If zero, 2s.
 	MaxLimitWait time.Duration
+	// ResultsDelay is how long after DingTalk accepted a broadcast's batch
+	// the worker first asks what became of its recipients; it asks again
+	// with growing waits, up to ResultsMaxDelay apart, while DingTalk is
+	// still delivering. If zero, 10s and 30m.
+	ResultsDelay    time.Duration
+	ResultsMaxDelay time.Duration
+	// ResendDelay is how long the recipients DingTalk dropped only for its
+	// per-minute limits wait before they are sent once more. If zero, 1m.
+	ResendDelay time.Duration
+	// MaxRetry is how many failed attempts the tasks a worker queues itself
+	// (results, re-sends) get. If zero, producer.DefaultMaxRetry.
+	MaxRetry int
 	// Logger receives the worker's logs. If nil, nothing is logged.
 	Logger *zap.Logger
 }
@@ -93,6 +105,18 @@ func (c *Config) setDefaults() {
 	if c.MaxLimitWait == 0 {
 		c.MaxLimitWait = DefaultMaxLimitWait
 	}
+	if c.ResultsDelay == 0 {
+		c.ResultsDelay = DefaultResultsDelay
+	}
+	if c.ResultsMaxDelay == 0 {
+		c.ResultsMaxDelay = DefaultResultsMaxDelay
+	}
+	if c.ResendDelay == 0 {
+		c.ResendDelay = DefaultResendDelay
+	}
+	if c.MaxRetry == 0 {
+		c.MaxRetry = producer.DefaultMaxRetry
+	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
 	}
@@ -111,6 +135,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("worker: Config.Concurrency must be >= 0, got %d", c.Concurrency)
 	case c.RetryMaxDelay < c.RetryBaseDelay:
 		return fmt.Errorf("worker: Config.RetryMaxDelay (%s) is below RetryBaseDelay (%s)", c.RetryMaxDelay, c.RetryBaseDelay)
+	case c.ResultsDelay < 0 || c.ResultsMaxDelay < c.ResultsDelay:
+		return fmt.Errorf("worker: Config.ResultsDelay (%s) must be >= 0 and at most ResultsMaxDelay (%s)", c.ResultsDelay, c.ResultsMaxDelay)
+	case c.ResendDelay < 0:
+		return fmt.Errorf("worker: Config.ResendDelay must be >= 0, got %s", c.ResendDelay)
 	}
 	seen := map[string]bool{}
 	for i, a := range c.Apps {
@@ -153,6 +181,11 @@ func New(cfg Config) (*Worker, error) {
 		maxDelay: cfg.RetryMaxDelay,
 		limits: newLimits(ratelimit.New(cfg.Redis, cfg.KeyPrefix), cfg.Apps, cfg.FleetCallsPer20s,
 			cfg.MaxLimitWait, cfg.Logger.Named("ratelimit")),
+		queue:           asynq.NewClientFromRedisClient(cfg.Redis),
+		maxRetry:        cfg.MaxRetry,
+		resultsDelay:    cfg.ResultsDelay,
+		resultsMaxDelay: cfg.ResultsMaxDelay,
+		resendDelay:     cfg.ResendDelay,
 	}
 	for _, a := range cfg.Apps {
 		h.apps[a.Name] = a
@@ -171,6 +204,9 @@ func New(cfg Config) (*Worker, error) {
 	mux := asynq.NewServeMux()
 	mux.Use(Logging(cfg.Logger))
 	mux.HandleFunc(producer.TypeMessageSend, h.HandleMessageSend)
+	mux.HandleFunc(producer.TypeBroadcastBatch, h.HandleBatch)
+	mux.HandleFunc(producer.TypeSendResults, h.HandleResults)
+	mux.HandleFunc(producer.TypeRecall, h.HandleRecall)
 	return &Worker{srv: srv, mux: mux, handlers: h}, nil
 }
 

@@ -44,6 +44,8 @@ type opts struct {
 	rate worker.AppLimits
 	// concurrency: if zero, 4.
 	concurrency int
+	// fake, if set, are the fake's options (Limits above win).
+	fake *fake.Options
 }
 
 func setup(t *testing.T, o opts) *env {
@@ -52,7 +54,14 @@ func setup(t *testing.T, o opts) *env {
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	t.Cleanup(func() { _ = rdb.Close() })
 
-	fk := fake.New([]fake.App{{Key: appKey, Secret: appSecret, AgentID: agentID}}, &fake.Options{Limits: o.limits})
+	fo := fake.Options{}
+	if o.fake != nil {
+		fo = *o.fake
+	}
+	if o.limits != nil {
+		fo.Limits = o.limits
+	}
+	fk := fake.New([]fake.App{{Key: appKey, Secret: appSecret, AgentID: agentID}}, &fo)
 	srv := httptest.NewServer(fk)
 	t.Cleanup(srv.Close)
 
@@ -77,6 +86,8 @@ func setup(t *testing.T, o opts) *env {
 		RetryBaseDelay: 10 * time.Millisecond,
 		RetryMaxDelay:  20 * time.Millisecond,
 		PollInterval:   20 * time.Millisecond,
+		ResultsDelay:   10 * time.Millisecond,
+		ResendDelay:    10 * time.Millisecond,
 		Logger:         zaptest.NewLogger(t),
 	})
 	if err != nil {

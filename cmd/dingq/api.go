@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dingq/dingq/internal/api"
+	"github.com/dingq/dingq/internal/config"
 	"github.com/dingq/dingq/producer"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
@@ -16,7 +17,7 @@ import (
 func newAPICmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "api",
-		Short: "Serve the HTTP API: POST /v1/messages, GET /v1/messages/{id}, /healthz, /readyz",
+		Short: "Serve the HTTP API: POST /v1/messages, GET /v1/messages/{id}, cancel, pause, resume, recall, recipients",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			e, p, err := setupProducer(cmd.Context(), g.configPath)
@@ -29,15 +30,16 @@ func newAPICmd(g *globals) *cobra.Command {
 				return fmt.Errorf("api.listen: %w", err)
 			}
 			e.log.Info("api listening", zap.String("addr", ln.Addr().String()), zap.Int("tokens", len(e.cfg.API.Tokens)))
-			return serveAPI(cmd.Context(), ln, p, e.cfg.API.Tokens, e.cfg.API.MaxBodyBytes, e.log)
+			return serveAPI(cmd.Context(), ln, p, e.cfg.API, e.log)
 		},
 	}
 }
 
 // serveAPI serves the API on ln until ctx is done, then drains requests for
 // up to 10 seconds.
-func serveAPI(ctx context.Context, ln net.Listener, p *producer.Producer, tokens []string, maxBody int64, log *zap.Logger) error {
-	h, err := api.New(api.Config{Producer: p, Tokens: tokens, MaxBodyBytes: maxBody, Logger: log.Named("api")})
+func serveAPI(ctx context.Context, ln net.Listener, p *producer.Producer, c config.API, log *zap.Logger) error {
+	h, err := api.New(api.Config{Producer: p, Tokens: c.Tokens, MaxBodyBytes: c.MaxBodyBytes,
+		MaxRecipients: c.MaxRecipients, Logger: log.Named("api")})
 	if err != nil {
 		return err
 	}

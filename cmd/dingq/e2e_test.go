@@ -145,14 +145,15 @@ log:
 	// Bad messages: 400 naming the field, nothing enqueued.
 	insp := asynq.NewInspectorFromRedisClient(rs.Client(t))
 	before := queued(t, insp)
-	many := make([]string, 21)
+	many := make([]string, 30)
 	for i := range many {
 		many[i] = fmt.Sprintf("%d", i+1)
 	}
+	many[25] = "26,27"
 	depts, _ := json.Marshal(many)
 	bad := []struct{ name, body, field string }{
 		{"unknown msgtype", `{"app":"hr","userid_list":["u1"],"msg":{"msgtype":"video","text":{"content":"x"}}}`, "msg.msgtype"},
-		{"21 dept ids", `{"app":"hr","dept_id_list":` + string(depts) + `,"msg":{"msgtype":"text","text":{"content":"x"}}}`, "dept_id_list"},
+		{"a bad id among 30 dept ids", `{"app":"hr","dept_id_list":` + string(depts) + `,"msg":{"msgtype":"text","text":{"content":"x"}}}`, "dept_id_list[25]"},
 		{"3 KB msg", `{"app":"hr","userid_list":["u1"],"msg":{"msgtype":"text","text":{"content":"` + strings.Repeat("长", 1000) + `"}}}`, "msg.text"},
 		{"missing field", `{"app":"hr","userid_list":["u1"],"msg":{"msgtype":"link","link":{"messageUrl":"https://e.com","title":"t","text":"x"}}}`, "msg.link.picUrl"},
 		{"unknown app", `{"app":"nope","userid_list":["u1"],"msg":{"msgtype":"text","text":{"content":"x"}}}`, "app"},

@@ -121,17 +121,22 @@ func newWorker(cfg *config.Config, rdb redis.UniversalClient, log *zap.Logger) (
 		ShutdownTimeout:  cfg.Worker.ShutdownTimeout,
 		FleetCallsPer20s: workerLimit(cfg.DingTalk.RateLimit.CallsPer20s),
 		MaxLimitWait:     cfg.Worker.MaxLimitWait,
+		ResultsDelay:     cfg.Worker.ResultsDelay,
+		ResultsMaxDelay:  cfg.Worker.ResultsMaxDelay,
+		ResendDelay:      cfg.Worker.ResendDelay,
+		MaxRetry:         cfg.Worker.MaxRetry,
 		Logger:           log.Named("worker"),
 	})
 }
 
 func newProducer(cfg *config.Config, rdb redis.UniversalClient) (*producer.Producer, error) {
 	return producer.New(producer.Config{
-		Redis:     rdb,
-		KeyPrefix: cfg.Redis.KeyPrefix,
-		Retention: cfg.Outcome.Retention,
-		Apps:      appNames(cfg),
-		MaxRetry:  cfg.Worker.MaxRetry,
+		Redis:         rdb,
+		KeyPrefix:     cfg.Redis.KeyPrefix,
+		Retention:     cfg.Outcome.Retention,
+		Apps:          appNames(cfg),
+		MaxRetry:      cfg.Worker.MaxRetry,
+		MaxRecipients: cfg.API.MaxRecipients,
 	})
 }
 

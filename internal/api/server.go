@@ -28,8 +28,13 @@ type Config struct {
 	// Tokens are the bearer tokens accepted. If empty, the API is open: the
 	// configuration allows that only on a loopback address.
 	Tokens []string
-	// MaxBodyBytes bounds a request body; larger ones get 413. If zero, 1 MiB.
+	// MaxBodyBytes bounds a request body, not counting the ids of a
+	// message's userid_list and dept_id_list; larger ones get 413. If zero,
+	// 1 MiB.
 	MaxBodyBytes int64
+	// MaxRecipients caps the user and department ids of one message. If
+	// zero, producer.DefaultMaxRecipients.
+	MaxRecipients int
 	// Logger receives one line per request. If nil, nothing is logged.
 	Logger *zap.Logger
 }
@@ -39,6 +44,7 @@ type Server struct {
 	producer *producer.Producer
 	tokens   [][32]byte
 	maxBody  int64
+	maxIDs   int
 	log      *zap.Logger
 	mux      *http.ServeMux
 }
@@ -51,15 +57,25 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if cfg.MaxRecipients <= 0 {
+		cfg.MaxRecipients = producer.DefaultMaxRecipients
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	s := &Server{producer: cfg.Producer, maxBody: cfg.MaxBodyBytes, log: cfg.Logger, mux: http.NewServeMux()}
+	s := &Server{producer: cfg.Producer, maxBody: cfg.MaxBodyBytes, maxIDs: cfg.MaxRecipients, log: cfg.Logger,
+		mux: http.NewServeMux()}
 	for _, t := range cfg.Tokens {
 		s.tokens = append(s.tokens, sha256.Sum256([]byte(t)))
 	}
 	s.mux.HandleFunc("POST /v1/messages", s.auth(s.handleSend))
 	s.mux.HandleFunc("GET /v1/messages/{id}", s.auth(s.handleStatus))
+	s.mux.HandleFunc("DELETE /v1/messages/{id}", s.auth(s.handleCancel))
+	s.mux.HandleFunc("POST /v1/messages/{id}/cancel", s.auth(s.handleCancel))
+	s.mux.HandleFunc("POST /v1/messages/{id}/pause", s.auth(s.handlePause))
+	s.mux.HandleFunc("POST /v1/messages/{id}/resume", s.auth(s.handleResume))
+	s.mux.HandleFunc("POST /v1/messages/{id}/recall", s.auth(s.handleRecall))
+	s.mux.HandleFunc("GET /v1/messages/{id}/recipients", s.auth(s.handleRecipients))
 	s.mux.HandleFunc("GET /healthz", s.handleHealth)
 	s.mux.HandleFunc("GET /readyz", s.handleReady)
 	s.mux.HandleFunc("/", s.handleNotFound)
@@ -129,11 +145,9 @@ func (s *Server) auth(next http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-// SendResponse is the answer to an accepted message.
-type SendResponse struct {
-	ID     string `json:"id"`
-	Status string `json:"status"`
-}
+// SendResponse is the answer to an accepted message: its id, and for a
+// broadcast how many recipients and batches it has.
+type SendResponse = producer.Accepted
 
 func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
@@ -142,9 +156,9 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	var m producer.Message
-	if err := decodeJSON(w, r, s.maxBody, &m); err != nil {
-		status, field, msg := decodeError(err)
+	m, err := decodeMessage(r.Body, s.maxBody, s.maxIDs)
+	if err != nil {
+		status, field, msg := decodeErrorStatus(err)
 		code := CodeInvalidArgument
 		if status == http.StatusRequestEntityTooLarge {
 			code = CodeTooLarge
@@ -152,7 +166,7 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
 		writeError(w, status, code, field, "%s", msg)
 		return
 	}
-	id, err := s.producer.Send(r.Context(), &m)
+	acc, err := s.producer.Enqueue(r.Context(), m)
 	var ve *dingtalk.ValidationError
 	switch {
 	case errors.As(err, &ve):
@@ -165,7 +179,11 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
 		s.log.Error("api: accepting a message failed", zap.String("app", m.App), zap.Error(err))
 		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "", "the message could not be queued; try again with the same idempotency_key")
 	default:
-		writeJSON(w, http.StatusAccepted, SendResponse{ID: id, Status: string(producer.StatusQueued)})
+		if acc.Batches > 0 {
+			s.log.Info("api: broadcast accepted", zap.String("message_id", acc.ID), zap.String("app", m.App),
+				zap.Int("recipients", acc.Recipients), zap.Int("batches", acc.Batches), zap.Int("duplicates", acc.Duplicates))
+		}
+		writeJSON(w, http.StatusAccepted, acc)
 	}
 }
 
@@ -207,8 +225,19 @@ func allowed(path string) string {
 	switch {
 	case path == "/v1/messages":
 		return http.MethodPost
-	case idPattern.MatchString(strings.TrimPrefix(path, "/v1/messages/")) && strings.HasPrefix(path, "/v1/messages/"):
-		return http.MethodGet
+	case !strings.HasPrefix(path, "/v1/messages/"):
+	case idPattern.MatchString(strings.TrimPrefix(path, "/v1/messages/")):
+		return "GET, DELETE"
+	}
+	if id, action, ok := strings.Cut(strings.TrimPrefix(path, "/v1/messages/"), "/"); ok && idPattern.MatchString(id) {
+		switch action {
+		case "cancel", "pause", "resume", "recall":
+			return http.MethodPost
+		case "recipients":
+			return http.MethodGet
+		}
+	}
+	switch {
 	case path == "/healthz", path == "/readyz":
 		return http.MethodGet
 	}

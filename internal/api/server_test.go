@@ -23,6 +23,9 @@ import (
 
 const testToken = "test-token-0123456789"
 
+// testMaxIDs is the fixture's cap of ids in one message.
+const testMaxIDs = 1000
+
 // fixture is one API server on its own miniredis.
 type fixture struct {
 	mr   *miniredis.Miniredis
@@ -35,7 +38,8 @@ type fixture struct {
 // setup starts the API with app "hr" and the test token.
 func setup(t testing.TB) *fixture {
 	t.Helper()
-	return setupWith(t, producer.Config{Apps: []string{"hr"}}, api.Config{Tokens: []string{testToken}})
+	return setupWith(t, producer.Config{Apps: []string{"hr"}, MaxRecipients: testMaxIDs},
+		api.Config{Tokens: []string{testToken}, MaxRecipients: testMaxIDs})
 }
 
 // setupWith starts the API with pc and ac; their Redis and Producer are
@@ -264,10 +268,23 @@ func TestSendBadRequest(t *testing.T) {
 			wantStatus: 400, wantCode: api.CodeInvalidArgument, wantField: "msg.msgtype", wantInMsg: "sms"},
 		{name: "missing msg", body: `{"app":"hr","userid_list":["u1"]}`,
 			wantStatus: 400, wantCode: api.CodeInvalidArgument, wantField: "msg.msgtype"},
-		{name: "21 dept ids", body: `{"app":"hr","dept_id_list":` + quoted("", 21) + `,"msg":` + textMsg + `}`,
+		{name: "over the max of dept ids", body: `{"app":"hr","dept_id_list":` + quoted("", testMaxIDs+1) + `,"msg":` + textMsg + `}`,
+			wantStatus: 400, wantCode: api.CodeInvalidArgument, wantField: "dept_id_list", wantInMsg: "at most 1000"},
+		{name: "over the max of user ids", body: `{"app":"hr","userid_list":` + quoted("u", testMaxIDs+1) + `,"msg":` + textMsg + `}`,
+			wantStatus: 400, wantCode: api.CodeInvalidArgument, wantField: "userid_list", wantInMsg: "at most 1000"},
+		{name: "over the max of users and depts together", body: `{"app":"hr","userid_list":` + quoted("u", 600) +
+			`,"dept_id_list":` + quoted("", 401) + `,"msg":` + textMsg + `}`,
 			wantStatus: 400, wantCode: api.CodeInvalidArgument, wantField: "dept_id_list"},
-		{name: "101 user ids", body: `{"app":"hr","userid_list":` + quoted("u", 101) + `,"msg":` + textMsg + `}`,
+		{name: "user id not a string", body: `{"app":"hr","userid_list":["u1",2],"msg":` + textMsg + `}`,
+			wantStatus: 400, wantCode: api.CodeInvalidArgument, wantField: "userid_list[1]"},
+		{name: "userid_list an object", body: `{"app":"hr","userid_list":{"a":1},"msg":` + textMsg + `}`,
 			wantStatus: 400, wantCode: api.CodeInvalidArgument, wantField: "userid_list"},
+		{name: "userid_list given twice", body: `{"app":"hr","userid_list":["a"],"userid_list":["b"],"msg":` + textMsg + `}`,
+			wantStatus: 400, wantCode: api.CodeInvalidArgument, wantField: "userid_list"},
+		{name: "bad id in a broadcast", body: `{"app":"hr","userid_list":` + strings.Replace(quoted("u", 300), `"u250"`, `"u 250"`, 1) + `,"msg":` + textMsg + `}`,
+			wantStatus: 400, wantCode: api.CodeInvalidArgument, wantField: "userid_list[250]"},
+		{name: "to_all_user with a broadcast", body: `{"app":"hr","to_all_user":true,"userid_list":` + quoted("u", 101) + `,"msg":` + textMsg + `}`,
+			wantStatus: 400, wantCode: api.CodeInvalidArgument, wantField: "to_all_user"},
 		{name: "user id with comma", body: `{"app":"hr","userid_list":["u1,u2"],"msg":` + textMsg + `}`,
 			wantStatus: 400, wantCode: api.CodeInvalidArgument, wantField: "userid_list[0]"},
 		{name: "3 KB text", body: messageBody(`{"msgtype":"text","text":{"content":"` + strings.Repeat("x", 3000) + `"}}`),

@@ -122,6 +122,17 @@ type Worker struct {
 	// once more after that long, then the delivery goes back to the queue
 	// (not a failure). > 0, at most 1m. If zero, 2s.
 	MaxLimitWait time.Duration `yaml:"max_limit_wait"`
+	// ResultsDelay is how long after DingTalk accepted a broadcast's batch
+	// its recipients' results are first asked for (getsendprogress, then
+	// getsendresult); > 0. If zero, 10s.
+	ResultsDelay time.Duration `yaml:"results_delay"`
+	// ResultsMaxDelay caps the growing wait between two asks while DingTalk
+	// is still delivering; >= ResultsDelay. If zero, 30m.
+	ResultsMaxDelay time.Duration `yaml:"results_max_delay"`
+	// ResendDelay is how long the recipients DingTalk dropped only for its
+	// per-minute limits (143103, 143104) wait before they are sent once
+	// more; >= 0. If zero, 1m.
+	ResendDelay time.Duration `yaml:"resend_delay"`
 }
 
 // API is the HTTP API producers call.
@@ -134,8 +145,14 @@ type API struct {
 	// (127.0.0.0/8, ::1, localhost); an empty host, as in ":8080", is not
 	// loopback. If empty on loopback, requests need no token.
 	Tokens []string `yaml:"tokens" secret:"true"`
-	// MaxBodyBytes caps a request body; it must be > 0. If zero, 1 MiB.
+	// MaxBodyBytes caps a request body, not counting the ids of a
+	// message's userid_list and dept_id_list; it must be > 0. If zero,
+	// 1 MiB.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// MaxRecipients caps the user ids plus department ids of one message;
+	// 1 to 10,000,000. Messages over 100 users or 20 departments are sent
+	// as broadcasts in batches. If zero, 1,000,000.
+	MaxRecipients int `yaml:"max_recipients"`
 }
 
 // Outcome is how long the result of a delivery is kept for lookups.
@@ -167,12 +184,17 @@ const (
 	defaultRetryMaxDelay   = 10 * time.Minute
 	defaultShutdownTimeout = 30 * time.Second
 	defaultMaxLimitWait    = worker.DefaultMaxLimitWait
+	defaultResultsDelay    = worker.DefaultResultsDelay
+	defaultResultsMaxDelay = worker.DefaultResultsMaxDelay
+	defaultResendDelay     = worker.DefaultResendDelay
 	// DingTalk's standard edition.
 	defaultCallsPerSecond      = worker.DefaultCallsPerSecond
 	defaultRecipientsPerMinute = worker.DefaultRecipientsPerMinute
 	defaultCallsPer20s         = worker.DefaultFleetCallsPer20s
 	defaultListen              = "127.0.0.1:8080"
 	defaultMaxBodyBytes        = 1 << 20
+	defaultMaxRecipients       = 1_000_000
+	maxMaxRecipients           = 10_000_000
 	defaultRetention           = outcome.DefaultRetention
 	defaultLogLevel            = "info"
 	defaultLogFormat           = "json"
@@ -260,6 +282,15 @@ func (w *Worker) setDefaults() {
 	if w.MaxLimitWait == 0 {
 		w.MaxLimitWait = defaultMaxLimitWait
 	}
+	if w.ResultsDelay == 0 {
+		w.ResultsDelay = defaultResultsDelay
+	}
+	if w.ResultsMaxDelay == 0 {
+		w.ResultsMaxDelay = defaultResultsMaxDelay
+	}
+	if w.ResendDelay == 0 {
+		w.ResendDelay = defaultResendDelay
+	}
 }
 
 func (a *API) setDefaults() {
@@ -268,6 +299,9 @@ func (a *API) setDefaults() {
 	}
 	if a.MaxBodyBytes == 0 {
 		a.MaxBodyBytes = defaultMaxBodyBytes
+	}
+	if a.MaxRecipients == 0 {
+		a.MaxRecipients = defaultMaxRecipients
 	}
 }
 

@@ -67,8 +67,11 @@ func TestDefault(t *testing.T) {
 			RetryMaxDelay:   10 * time.Minute,
 			ShutdownTimeout: 30 * time.Second,
 			MaxLimitWait:    2 * time.Second,
+			ResultsDelay:    10 * time.Second,
+			ResultsMaxDelay: 30 * time.Minute,
+			ResendDelay:     time.Minute,
 		},
-		API:     API{Listen: "127.0.0.1:8080", MaxBodyBytes: 1 << 20},
+		API:     API{Listen: "127.0.0.1:8080", MaxBodyBytes: 1 << 20, MaxRecipients: 1_000_000},
 		Outcome: Outcome{Retention: 168 * time.Hour},
 		Log:     Log{Level: "info", Format: "json"},
 	}

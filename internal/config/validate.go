@@ -147,6 +147,15 @@ func (w *Worker) validate(v *validator) {
 	if w.ShutdownTimeout <= 0 {
 		v.add("worker.shutdown_timeout", "must be > 0")
 	}
+	if w.ResultsDelay <= 0 {
+		v.add("worker.results_delay", "must be > 0")
+	}
+	if w.ResultsMaxDelay < w.ResultsDelay {
+		v.add("worker.results_max_delay", "%v is less than worker.results_delay (%v)", w.ResultsMaxDelay, w.ResultsDelay)
+	}
+	if w.ResendDelay < 0 {
+		v.add("worker.resend_delay", "must be >= 0")
+	}
 }
 
 func (a *API) validate(v *validator) {
@@ -162,6 +171,9 @@ func (a *API) validate(v *validator) {
 	}
 	if a.MaxBodyBytes <= 0 {
 		v.add("api.max_body_bytes", "must be > 0")
+	}
+	if a.MaxRecipients < 1 || a.MaxRecipients > maxMaxRecipients {
+		v.add("api.max_recipients", "must be 1 to %d", maxMaxRecipients)
 	}
 }
 

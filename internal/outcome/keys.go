@@ -23,3 +23,30 @@ func (k Keys) History(id string) string { return k.prefix + ":msg:{" + id + "}:h
 
 // Idempotency binds app's idempotency key to a message id.
 func (k Keys) Idempotency(app, key string) string { return k.prefix + ":idem:" + app + ":" + key }
+
+// Batches is the hash of broadcast id's batches: batch → state letter.
+func (k Keys) Batches(id string) string { return k.prefix + ":msg:{" + id + "}:batches" }
+
+// Tasks is the hash of broadcast id's accepted batches: batch →
+// "taskid:accepted_ms".
+func (k Keys) Tasks(id string) string { return k.prefix + ":msg:{" + id + "}:tasks" }
+
+// Results is the hash of broadcast id's batches whose results are recorded.
+func (k Keys) Results(id string) string { return k.prefix + ":msg:{" + id + "}:results" }
+
+// Parked is the hash of broadcast id's batches held by a pause: batch →
+// the batch task's payload.
+func (k Keys) Parked(id string) string { return k.prefix + ":msg:{" + id + "}:parked" }
+
+// ParkGen counts how often each batch of broadcast id was parked, so a
+// resume never takes a batch parked again after it read it.
+func (k Keys) ParkGen(id string) string { return k.prefix + ":msg:{" + id + "}:parkgen" }
+
+// Recalled is the hash of broadcast id's batches recalled at DingTalk.
+func (k Keys) Recalled(id string) string { return k.prefix + ":msg:{" + id + "}:recalled" }
+
+// Recipients is the list of broadcast id's recipients with one result
+// ("invalid", "forbidden", "read"…).
+func (k Keys) Recipients(id, result string) string {
+	return k.prefix + ":msg:{" + id + "}:r:" + result
+}

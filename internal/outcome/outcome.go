@@ -5,7 +5,8 @@ import "time"
 // Status is where a message is in its life.
 type Status string
 
-// The statuses of a message. Sent, Failed and Canceled are terminal.
+// The statuses of a message. Sent, Failed and Canceled are terminal; a
+// broadcast also has Paused, and Done, which is terminal.
 const (
 	// StatusQueued: accepted and waiting in the queue (or for its send_at).
 	StatusQueued Status = "queued"
@@ -25,7 +26,7 @@ const (
 
 // Terminal reports whether s is final: nothing changes the record after it.
 func (s Status) Terminal() bool {
-	return s == StatusSent || s == StatusFailed || s == StatusCanceled
+	return s == StatusSent || s == StatusFailed || s == StatusCanceled || s == StatusDone
 }
 
 // Outcome is the record of one message.
@@ -42,13 +43,20 @@ type Outcome struct {
 	// LastError is the last error seen, if any, even when a later attempt
 	// succeeded.
 	LastError *ErrorInfo `json:"last_error,omitempty"`
-	// Recipients is how many user ids and department ids the message names.
+	// Recipients is how many user ids and department ids the message names
+	// (each once).
 	Recipients int       `json:"recipients"`
 	SendAt     time.Time `json:"send_at,omitzero"`
 	CreatedAt  time.Time `json:"created_at"`
 	UpdatedAt  time.Time `json:"updated_at"`
 	// History lists the attempts, oldest first (at most MaxHistory).
 	History []Attempt `json:"history,omitempty"`
+	// Recalled is true once a single message was recalled at DingTalk (a
+	// broadcast says so in Broadcast.Recall).
+	Recalled bool `json:"recalled,omitempty"`
+	// Broadcast is set for a message sent in batches: their counts and
+	// what DingTalk said of the recipients.
+	Broadcast *Broadcast `json:"broadcast,omitempty"`
 }
 
 // ErrorInfo is an error as the outcome shows it: DingTalk's errcode and

@@ -83,6 +83,11 @@ func (s *Store) Reserve(ctx context.Context, app, idempotencyKey, id string) (st
 // Create writes a new record in status queued with the fingerprint of the
 // message it stands for. It returns false if a record with that id exists.
 func (s *Store) Create(ctx context.Context, o *Outcome, fingerprint string) (bool, error) {
+	return s.create(ctx, o, fingerprint)
+}
+
+// create writes a new record with extra field/value pairs.
+func (s *Store) create(ctx context.Context, o *Outcome, fingerprint string, extra ...any) (bool, error) {
 	now := s.now()
 	args := []any{s.retention.Milliseconds(),
 		fieldStatus, string(StatusQueued),
@@ -96,6 +101,7 @@ func (s *Store) Create(ctx context.Context, o *Outcome, fingerprint string) (boo
 	if !o.SendAt.IsZero() {
 		args = append(args, fieldSendAt, o.SendAt.UnixMilli())
 	}
+	args = append(args, extra...)
 	n, err := createScript.Run(ctx, s.rdb, []string{s.keys.Outcome(o.ID)}, args...).Int()
 	if err != nil {
 		return false, fmt.Errorf("outcome: creating %s: %w", o.ID, err)
@@ -115,7 +121,12 @@ func (s *Store) Fingerprint(ctx context.Context, id string) (string, error) {
 // Delete removes a record and its history (used when an accepted message
 // could not be enqueued at all).
 func (s *Store) Delete(ctx context.Context, id string) error {
-	return s.rdb.Del(ctx, s.keys.Outcome(id), s.keys.History(id)).Err()
+	keys := []string{s.keys.Outcome(id), s.keys.History(id), s.keys.Batches(id), s.keys.Tasks(id),
+		s.keys.Results(id), s.keys.Parked(id), s.keys.ParkGen(id), s.keys.Recalled(id)}
+	for _, r := range RecipientResults {
+		keys = append(keys, s.keys.Recipients(id, r))
+	}
+	return s.rdb.Del(ctx, keys...).Err()
 }
 
 // Get returns the record of id, with its history, or ErrNotFound.
@@ -146,6 +157,11 @@ func (s *Store) Get(ctx context.Context, id string) (*Outcome, error) {
 		SendAt:     millis(m[fieldSendAt]),
 	}
 	o.TaskID, _ = strconv.ParseInt(m[fieldTaskID], 10, 64)
+	if m["kind"] == KindBroadcast {
+		o.Broadcast = broadcastOf(m)
+	} else {
+		o.Recalled = m["recalled"] != ""
+	}
 	if m[fieldErrClass] != "" {
 		o.LastError = &ErrorInfo{Code: atoi(m[fieldErrCode]), SubCode: m[fieldErrSubCode],
 			Class: m[fieldErrClass], Message: m[fieldErrMessage]}
@@ -270,7 +286,7 @@ return 1`)
 var applyScript = redis.NewScript(`
 local cur = redis.call('HGET', KEYS[1], 'status')
 if not cur then return -1 end
-if cur == 'sent' or cur == 'failed' or cur == 'canceled' then return cur end
+if cur == 'sent' or cur == 'failed' or cur == 'canceled' or cur == 'done' then return cur end
 redis.call('HSET', KEYS[1], unpack(ARGV, 5))
 local n
 if ARGV[2] == '1' then

@@ -1,0 +1,189 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"reflect"
+	"strconv"
+
+	"github.com/dingq/dingq/dingtalk"
+	"github.com/dingq/dingq/producer"
+)
+
+// idSlack is the bytes of JSON around one id in a list that a request is
+// allowed beyond its body limit: quotes, comma and some white space.
+const idSlack = 16
+
+// budgetReader reads at most left bytes; the message decoder gives credit
+// back for every id it takes from a list, so a request of a million ids is
+// read as it comes, while the rest of it stays within the body limit.
+type budgetReader struct {
+	r     io.Reader
+	left  int64
+	limit int64
+}
+
+// errBodyTooLarge is returned when the part of a request outside its id
+// lists is larger than the body limit.
+type errBodyTooLarge struct{ limit int64 }
+
+func (e *errBodyTooLarge) Error() string {
+	return fmt.Sprintf("request body is over %d bytes, not counting its id lists", e.limit)
+}
+
+func (b *budgetReader) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		return 0, &errBodyTooLarge{limit: b.limit}
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.r.Read(p)
+	b.left -= int64(n)
+	return n, err
+}
+
+// decodeMessage reads a message from r as a stream: userid_list and
+// dept_id_list are taken one id at a time (at most maxIDs in all), so a
+// request with a million ids needs little more memory than the ids; the
+// rest of the object, at most limit bytes, is decoded as producer.Message
+// with unknown fields refused.
+func decodeMessage(r io.Reader, limit int64, maxIDs int) (*producer.Message, error) {
+	br := &budgetReader{r: r, left: limit, limit: limit}
+	dec := json.NewDecoder(br)
+	if t, err := dec.Token(); err != nil {
+		return nil, err
+	} else if t != json.Delim('{') {
+		return nil, &json.UnmarshalTypeError{Value: jsonValueKind(t), Type: reflect.TypeFor[producer.Message](), Offset: dec.InputOffset()}
+	}
+	var (
+		rest         bytes.Buffer
+		users, depts []string
+		seen         = map[string]bool{}
+	)
+	rest.WriteByte('{')
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		key, _ := t.(string)
+		if seen[key] {
+			return nil, &dingtalk.ValidationError{Field: key, Reason: "given twice"}
+		}
+		seen[key] = true
+		switch key {
+		case "userid_list", "dept_id_list":
+			ids, err := decodeIDs(dec, br, key, len(users)+len(depts), maxIDs)
+			if err != nil {
+				return nil, err
+			}
+			if key == "userid_list" {
+				users = ids
+			} else {
+				depts = ids
+			}
+		default:
+			var raw json.RawMessage
+			if err := dec.Decode(&raw); err != nil {
+				return nil, err
+			}
+			if rest.Len() > 1 {
+				rest.WriteByte(',')
+			}
+			k, _ := json.Marshal(key)
+			rest.Write(k)
+			rest.WriteByte(':')
+			rest.Write(raw)
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the closing '}'
+		return nil, err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		var tooBig *errBodyTooLarge
+		if errors.As(err, &tooBig) {
+			return nil, err
+		}
+		return nil, errTrailingData
+	}
+	rest.WriteByte('}')
+	var m producer.Message
+	inner := json.NewDecoder(&rest)
+	inner.DisallowUnknownFields()
+	if err := inner.Decode(&m); err != nil {
+		return nil, err
+	}
+	m.UserIDs, m.DeptIDs = users, depts
+	return &m, nil
+}
+
+// decodeIDs reads one JSON array of string ids; with the have ids read
+// before, at most max.
+func decodeIDs(dec *json.Decoder, br *budgetReader, field string, have, max int) ([]string, error) {
+	t, err := dec.Token()
+	if err != nil {
+		return nil, err
+	}
+	if t == nil {
+		return nil, nil
+	}
+	if t != json.Delim('[') {
+		return nil, &dingtalk.ValidationError{Field: field, Reason: "must be a JSON array of strings, got " + jsonValueKind(t)}
+	}
+	var ids []string
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		id, ok := t.(string)
+		if !ok {
+			return nil, &dingtalk.ValidationError{Field: field + "[" + strconv.Itoa(len(ids)) + "]",
+				Reason: "must be a JSON string, got " + jsonValueKind(t)}
+		}
+		if have+len(ids) >= max {
+			return nil, &dingtalk.ValidationError{Field: field, Reason: fmt.Sprintf(
+				"too many ids: at most %d user and department ids in one message", max)}
+		}
+		ids = append(ids, id)
+		br.left += int64(len(id)) + idSlack
+	}
+	if _, err := dec.Token(); err != nil { // ']'
+		return nil, err
+	}
+	return ids, nil
+}
+
+func jsonValueKind(t json.Token) string {
+	switch t.(type) {
+	case json.Delim:
+		if t == json.Delim('{') {
+			return "object"
+		}
+		return "array"
+	case string:
+		return "string"
+	case float64, json.Number:
+		return "number"
+	case bool:
+		return "boolean"
+	case nil:
+		return "null"
+	}
+	return "value"
+}
+
+// decodeErrorStatus extends decodeError with the streaming decoder's
+// errors.
+func decodeErrorStatus(err error) (status int, field, msg string) {
+	var tooBig *errBodyTooLarge
+	if errors.As(err, &tooBig) {
+		return http.StatusRequestEntityTooLarge, "", tooBig.Error()
+	}
+	return decodeError(err)
+}

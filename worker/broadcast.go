@@ -1,0 +1,332 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dingq/dingq/dingtalk"
+	"github.com/dingq/dingq/internal/outcome"
+	"github.com/dingq/dingq/producer"
+	"github.com/hibiken/asynq"
+	"go.uber.org/zap"
+)
+
+// Defaults of the results loop.
+const (
+	// DefaultResultsDelay is how long after DingTalk accepted a batch its
+	// results are first asked for.
+	DefaultResultsDelay = 10 * time.Second
+	// DefaultResultsMaxDelay caps the wait between two asks.
+	DefaultResultsMaxDelay = 30 * time.Minute
+	// DefaultResendDelay is how long the recipients DingTalk dropped for its
+	// per-minute limits wait before they are sent once more.
+	DefaultResendDelay = time.Minute
+	// ResultsWindow is how long DingTalk answers getsendprogress and
+	// getsendresult for a task: 24 hours.
+	ResultsWindow = 24 * time.Hour
+)
+
+// HandleBatch sends one batch of a broadcast. A batch of a canceled
+// broadcast is canceled and one of a paused broadcast set aside, both
+// without calling DingTalk or waiting for the rate limits; a batch sent
+// before is skipped. Once DingTalk accepts the batch its task_id is
+// recorded first, then a results task is queued.
+func (h *Handlers) HandleBatch(ctx context.Context, t *asynq.Task) error {
+	p, err := producer.DecodeBatch(t)
+	if err != nil {
+		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	}
+	annotate(ctx, zap.String("message_id", p.ID), zap.String("batch", p.Batch), zap.String("app", p.App))
+	rcpts := p.Recipients()
+
+	st, state, err := h.store.BatchState(ctx, p.ID, p.Batch)
+	switch {
+	case errors.Is(err, outcome.ErrNotFound):
+		h.log.Warn("batch of a broadcast without a record (older than the retention?): dropped",
+			zap.String("message_id", p.ID), zap.String("batch", p.Batch))
+		return fmt.Errorf("broadcast %s has no record: %w", p.ID, asynq.SkipRetry)
+	case err != nil:
+		return err
+	case state == "S" || state == "f" || state == "c":
+		annotate(ctx, zap.Bool("duplicate", true))
+		return nil
+	}
+	app, known := h.apps[p.App]
+	if known && st != outcome.StatusCanceled && st != outcome.StatusPaused {
+		if err := h.limits.admit(ctx, app.Name, dingtalk.PathAsyncSendV2, len(rcpts)); err != nil {
+			return err
+		}
+	}
+	v, err := h.store.BeginBatch(ctx, p.ID, p.Batch, rcpts, t.Payload())
+	if err != nil {
+		return err
+	}
+	annotate(ctx, zap.String("verdict", string(v)))
+	if v != outcome.BatchGo {
+		return nil
+	}
+	end := func(e outcome.BatchEnd) {
+		if rerr := h.retryRedis(ctx, func(ctx context.Context) error { return h.store.EndBatch(ctx, p.ID, p.Batch, e) }); rerr != nil {
+			h.log.Error("batch outcome could not be recorded", zap.String("message_id", p.ID),
+				zap.String("batch", p.Batch), zap.String("to", string(e.To)), zap.Error(rerr))
+		}
+	}
+	if !known {
+		err := fmt.Errorf("%w %q: not in this worker's dingtalk.apps", errUnknownApp, p.App)
+		end(outcome.BatchEnd{To: outcome.StatusFailed, Err: errorInfo(err), Recipients: rcpts})
+		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	}
+	req := &dingtalk.SendRequest{AgentID: app.AgentID, UserIDs: p.UserIDs, DeptIDs: p.DeptIDs, Msg: p.Msg}
+	res, err := h.send(ctx, app, req, len(rcpts))
+	if err != nil {
+		retried, _ := asynq.GetRetryCount(ctx)
+		final, info, ret := h.judge(ctx, err, retried+1)
+		to := outcome.StatusRetrying
+		if final {
+			to = outcome.StatusFailed
+		}
+		end(outcome.BatchEnd{To: to, Err: info, Recipients: rcpts})
+		return ret
+	}
+	annotate(ctx, zap.Int64("dingtalk_task_id", res.TaskID), zap.String("request_id", res.RequestID))
+	// DingTalk has the batch: record that before anything else, and never
+	// answer the queue with an error that would send it again.
+	end(outcome.BatchEnd{To: outcome.StatusSent, TaskID: res.TaskID, Recipients: rcpts})
+	rp := &producer.ResultsPayload{Batch: *p, TaskID: res.TaskID, AcceptedAt: time.Now()}
+	if err := h.enqueueResults(ctx, rp, h.resultsDelay); err != nil {
+		h.log.Error("batch sent, but its results task could not be queued: its recipients stay pending",
+			zap.String("message_id", p.ID), zap.String("batch", p.Batch), zap.Error(err))
+	}
+	return nil
+}
+
+func (h *Handlers) enqueueResults(ctx context.Context, rp *producer.ResultsPayload, in time.Duration) error {
+	t, err := producer.NewResultsTask(rp, asynq.ProcessIn(in), asynq.MaxRetry(h.maxRetry))
+	if err != nil {
+		return err
+	}
+	return h.retryRedis(ctx, func(ctx context.Context) error {
+		_, err := h.queue.EnqueueContext(ctx, t)
+		if errors.Is(err, asynq.ErrTaskIDConflict) {
+			return nil
+		}
+		return err
+	})
+}
+
+// HandleResults asks DingTalk how far an accepted batch is delivered; once
+// it is done, it records what getsendresult says of each recipient. It
+// asks again later (not counted as a failure) while DingTalk is still
+// delivering, waiting longer each time, and gives the recipients up as
+// unknown after DingTalk's 24 hours. Recipients dropped only by the
+// per-minute limits are sent once more, in a batch of their own.
+func (h *Handlers) HandleResults(ctx context.Context, t *asynq.Task) error {
+	p, err := producer.DecodeResults(t)
+	if err != nil {
+		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	}
+	b := &p.Batch
+	annotate(ctx, zap.String("message_id", b.ID), zap.String("batch", b.Batch), zap.Int64("dingtalk_task_id", p.TaskID))
+	age := time.Since(p.AcceptedAt)
+	app, known := h.apps[b.App]
+	if !known || age > ResultsWindow {
+		annotate(ctx, zap.String("results", "unknown"))
+		return h.recordResults(ctx, p, outcome.BatchResults{Unknown: b.Recipients()})
+	}
+	var prog *dingtalk.SendProgress
+	err = h.admitted(ctx, app, dingtalk.PathGetSendProgress, func(tok string) (err error) {
+		prog, err = h.client.GetSendProgress(ctx, tok, app.AgentID, p.TaskID)
+		return err
+	})
+	if err != nil {
+		return h.resultsError(ctx, p, err)
+	}
+	if !prog.Done() {
+		wait := min(max(h.resultsDelay, age/2), h.resultsMaxDelay, ResultsWindow-age+time.Second)
+		annotate(ctx, zap.Int("progress_percent", prog.Percent), zap.Duration("retry_in", wait))
+		return &throttledError{err: fmt.Errorf("DingTalk is still delivering (%d%%)", prog.Percent), wait: wait}
+	}
+	var detail *dingtalk.SendResultDetail
+	err = h.admitted(ctx, app, dingtalk.PathGetSendResult, func(tok string) (err error) {
+		detail, err = h.client.GetSendResult(ctx, tok, app.AgentID, p.TaskID)
+		return err
+	})
+	if err != nil {
+		return h.resultsError(ctx, p, err)
+	}
+	r, resend := sortResults(b, detail)
+	if len(resend) > 0 {
+		r.Resend, r.ResendCount = b.Batch+"r", len(resend)
+	}
+	annotate(ctx, zap.Int("invalid", len(r.Invalid)), zap.Int("forbidden", len(r.Forbidden)),
+		zap.Int("failed", len(r.Failed)), zap.Int("read", len(r.Read)), zap.Int("unread", len(r.Unread)),
+		zap.Int("resend", len(resend)))
+	if err := h.recordResults(ctx, p, r); err != nil {
+		return err
+	}
+	if len(resend) == 0 {
+		return nil
+	}
+	_, state, err := h.store.BatchState(ctx, b.ID, r.Resend)
+	if err != nil || state != "q" {
+		return err
+	}
+	rb := &producer.BatchPayload{ID: b.ID, Batch: r.Resend, App: b.App, UserIDs: resend, Msg: b.Msg,
+		Priority: b.Priority, Resend: true}
+	task, err := producer.NewBatchTask(rb, asynq.ProcessIn(h.resendDelay), asynq.MaxRetry(h.maxRetry))
+	if err != nil {
+		return err
+	}
+	if _, err := h.queue.EnqueueContext(ctx, task); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return fmt.Errorf("queueing the re-send of batch %s: %w", b.Batch, err)
+	}
+	return nil
+}
+
+// resultsError answers the queue for a failed getsendprogress or
+// getsendresult: retried like any call, and when it is final the batch's
+// recipients are recorded as unknown.
+func (h *Handlers) resultsError(ctx context.Context, p *producer.ResultsPayload, err error) error {
+	retried, _ := asynq.GetRetryCount(ctx)
+	final, _, ret := h.judge(ctx, err, retried+1)
+	if final {
+		if rerr := h.recordResults(ctx, p, outcome.BatchResults{Unknown: p.Batch.Recipients()}); rerr != nil {
+			return rerr
+		}
+	}
+	return ret
+}
+
+func (h *Handlers) recordResults(ctx context.Context, p *producer.ResultsPayload, r outcome.BatchResults) error {
+	return h.retryRedis(ctx, func(ctx context.Context) error {
+		_, err := h.store.RecordResults(ctx, p.Batch.ID, p.Batch.Batch, r)
+		return err
+	})
+}
+
+// sortResults turns getsendresult's lists into the batch's results, and
+// the users to send once more: those dropped only by a per-minute limit,
+// unless the batch is itself a re-send. Users of the batch DingTalk names
+// in no list are unknown; ids it names that were not in the batch (a
+// department's members) are counted as they come.
+func sortResults(b *producer.BatchPayload, d *dingtalk.SendResultDetail) (r outcome.BatchResults, resend []string) {
+	named := make(map[string]struct{}, len(b.UserIDs))
+	take := func(ids []string) []string {
+		for _, id := range ids {
+			named[id] = struct{}{}
+		}
+		return ids
+	}
+	r.Invalid = take(d.InvalidUserIDs)
+	r.Failed = take(d.FailedUserIDs)
+	r.Read = take(d.ReadUserIDs)
+	r.Unread = take(d.UnreadUserIDs)
+	codes := d.ForbiddenCodes()
+	for _, id := range append(take(d.ForbiddenUserIDs), d.InvalidDeptIDs...) {
+		code, ok := codes[id]
+		if !ok {
+			r.Invalid = append(r.Invalid, id) // an invalid department
+			continue
+		}
+		delete(codes, id)
+		if !b.Resend && (code == dingtalk.ForbiddenAppPerMinute || code == dingtalk.ForbiddenCorpPerMinute) {
+			resend = append(resend, id)
+			continue
+		}
+		r.Forbidden = append(r.Forbidden, outcome.Forbidden{UserID: id, Code: code})
+	}
+	for id, code := range codes { // in forbidden_list only
+		named[id] = struct{}{}
+		if !b.Resend && (code == dingtalk.ForbiddenAppPerMinute || code == dingtalk.ForbiddenCorpPerMinute) {
+			resend = append(resend, id)
+			continue
+		}
+		r.Forbidden = append(r.Forbidden, outcome.Forbidden{UserID: id, Code: code})
+	}
+	for _, id := range b.UserIDs {
+		if _, ok := named[id]; !ok {
+			r.Unknown = append(r.Unknown, id)
+		}
+	}
+	return r, resend
+}
+
+// HandleRecall recalls a message at DingTalk: each batch DingTalk accepted
+// (or the single message), once; those accepted more than 24 hours ago
+// are counted as expired without a call.
+func (h *Handlers) HandleRecall(ctx context.Context, t *asynq.Task) error {
+	p, err := producer.DecodeRecall(t)
+	if err != nil {
+		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	}
+	annotate(ctx, zap.String("message_id", p.ID), zap.String("app", p.App))
+	app, known := h.apps[p.App]
+	if !known {
+		return fmt.Errorf("%w %q: not in this worker's dingtalk.apps: %w", errUnknownApp, p.App, asynq.SkipRetry)
+	}
+	o, err := h.store.Get(ctx, p.ID)
+	if err != nil {
+		return err
+	}
+	var batches []outcome.AcceptedBatch
+	if o.Broadcast == nil {
+		if o.TaskID != 0 && !o.Recalled {
+			batches = []outcome.AcceptedBatch{{Batch: "0", TaskID: o.TaskID, AcceptedAt: o.UpdatedAt}}
+		}
+	} else if batches, err = h.store.AcceptedBatches(ctx, p.ID); err != nil {
+		return err
+	}
+	recalled := 0
+	for _, b := range batches {
+		if b.Recalled {
+			continue
+		}
+		expired := time.Since(b.AcceptedAt) > ResultsWindow
+		if !expired {
+			err := h.admitted(ctx, app, dingtalk.PathRecall, func(tok string) error {
+				return h.client.Recall(ctx, tok, app.AgentID, b.TaskID)
+			})
+			if err != nil {
+				retried, _ := asynq.GetRetryCount(ctx)
+				_, _, ret := h.judge(ctx, err, retried+1)
+				return ret
+			}
+			recalled++
+		}
+		if err := h.store.MarkRecalled(ctx, p.ID, b.Batch, expired); err != nil {
+			return err
+		}
+	}
+	annotate(ctx, zap.Int("recalled", recalled))
+	return nil
+}
+
+// admitted makes one call of app to api that costs no recipients, within
+// the rate limits and with the token retry of call.
+func (h *Handlers) admitted(ctx context.Context, app App, api string, do func(token string) error) error {
+	if err := h.limits.admit(ctx, app.Name, api, 0); err != nil {
+		return err
+	}
+	return h.call(ctx, app, api, 0, do)
+}
+
+// retryRedis runs f even when ctx is done (what happened must be written
+// down), a few times over Redis hiccups.
+func (h *Handlers) retryRedis(ctx context.Context, f func(ctx context.Context) error) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	var err error
+	for i := range 3 {
+		if err = f(ctx); err == nil {
+			return nil
+		}
+		select {
+		case <-time.After(time.Duration(100<<i) * time.Millisecond):
+		case <-ctx.Done():
+			return err
+		}
+	}
+	return err
+}
