@@ -37,6 +37,11 @@ type fleet struct {
 	fakeURL  string
 	apps     map[string]fleetApp // by name
 	producer *producer.Producer
+	// bin, dir and env start more processes of the fleet (startAPI).
+	bin, dir string
+	env      []string
+	// apiURL is where startAPI's api listens.
+	apiURL string
 }
 
 var (
@@ -72,6 +77,22 @@ func startFleet(t *testing.T, n int, lifetime time.Duration, apps ...fleetApp) *
 // added to the fake's command line.
 func startLimitedFleet(t *testing.T, n, concurrency int, lifetime time.Duration, fakeArgs []string, apps ...fleetApp) *fleet {
 	t.Helper()
+	return startFleetWith(t, fleetOpts{workers: n, concurrency: concurrency, lifetime: lifetime, fakeArgs: fakeArgs}, apps...)
+}
+
+// fleetOpts say what startFleetWith starts.
+type fleetOpts struct {
+	workers, concurrency int
+	lifetime             time.Duration
+	fakeArgs             []string
+	// workerYAML is added to the worker section of the config, as
+	// "key: value" lines.
+	workerYAML string
+}
+
+func startFleetWith(t *testing.T, o fleetOpts, apps ...fleetApp) *fleet {
+	t.Helper()
+	n, concurrency, lifetime, fakeArgs := o.workers, o.concurrency, o.lifetime, o.fakeArgs
 	if testing.Short() {
 		t.Skip("starts processes; skipped with -short")
 	}
@@ -84,7 +105,7 @@ func startLimitedFleet(t *testing.T, n, concurrency int, lifetime time.Duration,
 	if lifetime > 0 {
 		args = append(args, "--token-lifetime", lifetime.String())
 	}
-	fl := &fleet{t: t, fakeURL: "http://" + fakeAddr, apps: map[string]fleetApp{}}
+	fl := &fleet{t: t, fakeURL: "http://" + fakeAddr, apps: map[string]fleetApp{}, apiURL: "http://" + freeAddr(t)}
 	var cfgApps strings.Builder
 	var names []string
 	for _, a := range apps {
@@ -118,10 +139,14 @@ worker:
   concurrency: %d
   retry_base_delay: 100ms
   retry_max_delay: 1s
+%s
+api:
+  listen: %s
 log:
   level: info
-`, rs.Addr, fl.fakeURL, cfgApps.String(), concurrency))
+`, rs.Addr, fl.fakeURL, cfgApps.String(), concurrency, indent(o.workerYAML, "  "), strings.TrimPrefix(fl.apiURL, "http://")))
 	env := []string{"DINGQ_CONFIG=" + cfg}
+	fl.bin, fl.dir, fl.env = bin, dir, env
 	for i := range n {
 		start(t, dir, fmt.Sprintf("worker%d", i+1), bin, env, "worker")
 	}
@@ -132,6 +157,23 @@ log:
 	}
 	fl.producer = p
 	return fl
+}
+
+// startAPI starts `dingq api` on the fleet's config (no tokens, loopback).
+func (fl *fleet) startAPI() *apiClient {
+	fl.t.Helper()
+	start(fl.t, fl.dir, "api", fl.bin, fl.env, "api")
+	waitHTTP(fl.t, fl.apiURL+"/readyz")
+	return &apiClient{t: fl.t, base: fl.apiURL}
+}
+
+// indent puts prefix before each line of s.
+func indent(s, prefix string) string {
+	var b strings.Builder
+	for l := range strings.Lines(strings.TrimSpace(s)) {
+		b.WriteString(prefix + strings.TrimSpace(l) + "\n")
+	}
+	return b.String()
 }
 
 // send queues n text messages for app, each saying "<app> <tag> <i>", from
