@@ -34,11 +34,16 @@ type benchFlags struct {
 	callsLimit  int
 	recipLimit  int
 	maxWait     time.Duration
+	// The broadcast scenario's users and the fake's limits for it.
+	bcUsers, bcRPM, bcCalls int
+	// keepLogs keeps the processes' logs; logLevel is their log.level.
+	keepLogs bool
+	logLevel string
 }
 
 // benchScenarios are the scenarios dingq bench knows, in the order "all"
 // runs them.
-var benchScenarios = []string{"calls", "two-apps", "adaptive", "recipients"}
+var benchScenarios = []string{"calls", "two-apps", "adaptive", "recipients", "broadcast"}
 
 func newBenchCmd() *cobra.Command {
 	f := &benchFlags{}
@@ -53,6 +58,10 @@ Redis, queues messages, and prints how close the fleet came to the limits:
   adaptive    the fake allows half of --calls-per-second, the workers are told the full
               figure: they must slow down by themselves, and send everything
   recipients  --users recipients in 100-user batches, fake at --recipients-per-minute
+  broadcast   one broadcast of --broadcast-users users POSTed to a dingq api process,
+              fake at --broadcast-recipients-per-minute and --broadcast-calls-per-second,
+              with a single message every 500 ms beside it: the api's accept time and
+              peak memory, the workers' peak memory, the pace, the singles' latency
 
 Without --redis it starts redis-server from PATH on a free port.`,
 		Example: `  dingq bench                      # every scenario (the recipients one takes ~6 min)
@@ -72,6 +81,11 @@ Without --redis it starts redis-server from PATH on a free port.`,
 	fl.IntVar(&f.callsLimit, "calls-per-second", 20, "DingTalk's calls per second per app")
 	fl.IntVar(&f.recipLimit, "recipients-per-minute", 5000, "DingTalk's recipients per minute per app")
 	fl.DurationVar(&f.maxWait, "max-limit-wait", 0, "the workers' worker.max_limit_wait (0: its default)")
+	fl.BoolVar(&f.keepLogs, "keep-logs", false, "keep the processes' logs and config, and say where")
+	fl.StringVar(&f.logLevel, "log-level", "warn", "the processes' log.level")
+	fl.IntVar(&f.bcUsers, "broadcast-users", 1_000_000, "users of the broadcast scenario")
+	fl.IntVar(&f.bcRPM, "broadcast-recipients-per-minute", 6_000_000, "DingTalk's recipients per minute in the broadcast scenario")
+	fl.IntVar(&f.bcCalls, "broadcast-calls-per-second", 400, "DingTalk's calls per second per API in the broadcast scenario")
 	return cmd
 }
 
@@ -94,6 +108,8 @@ func runBench(ctx context.Context, out io.Writer, f *benchFlags) error {
 		return errors.New("--messages must be >= 2 and --users >= 200")
 	case f.callsLimit < 2 || f.recipLimit < 200:
 		return errors.New("--calls-per-second must be >= 2 and --recipients-per-minute >= 200")
+	case f.bcUsers < 101 || f.bcRPM < 200 || f.bcCalls < 2:
+		return errors.New("--broadcast-users must be >= 101, --broadcast-recipients-per-minute >= 200, --broadcast-calls-per-second >= 2")
 	}
 	bin, err := os.Executable()
 	if err != nil {
@@ -109,7 +125,13 @@ func runBench(ctx context.Context, out io.Writer, f *benchFlags) error {
 		addr = a
 	}
 	for _, s := range scenarios {
-		if err := runScenario(ctx, out, f, bin, addr, s); err != nil {
+		run := runScenario
+		if s == "broadcast" {
+			run = func(ctx context.Context, out io.Writer, f *benchFlags, bin, addr, _ string) error {
+				return runBroadcastScenario(ctx, out, f, bin, addr)
+			}
+		}
+		if err := run(ctx, out, f, bin, addr, s); err != nil {
 			return fmt.Errorf("scenario %s: %w", s, err)
 		}
 	}
@@ -177,7 +199,11 @@ func runScenario(ctx context.Context, out io.Writer, f *benchFlags, bin, redisAd
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	if !f.keepLogs {
+		defer os.RemoveAll(dir)
+	} else {
+		fmt.Fprintf(out, "logs kept in %s\n", dir)
+	}
 	prefix := "dingq-bench-" + scenario
 	var cfg strings.Builder
 	fmt.Fprintf(&cfg, "redis: {addr: %q, key_prefix: %s}\ndingtalk:\n  base_url: http://%s\n  apps:\n", redisAddr, prefix, ln.Addr())
@@ -189,7 +215,7 @@ func runScenario(ctx context.Context, out io.Writer, f *benchFlags, bin, redisAd
 	if f.maxWait > 0 {
 		fmt.Fprintf(&cfg, ", max_limit_wait: %s", f.maxWait)
 	}
-	cfg.WriteString("}\nlog: {level: warn}\n")
+	fmt.Fprintf(&cfg, "}\nlog: {level: %s}\n", f.logLevel)
 	cfgPath := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg.String()), 0o600); err != nil {
 		return err
