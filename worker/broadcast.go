@@ -79,7 +79,7 @@ func (h *Handlers) HandleBatch(ctx context.Context, t *asynq.Task) error {
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	}
 	req := &dingtalk.SendRequest{AgentID: app.AgentID, UserIDs: p.UserIDs, DeptIDs: p.DeptIDs, Msg: p.Msg}
-	res, err := h.send(ctx, app, req, len(rcpts))
+	res, err := h.send(ctx, app, req, len(rcpts), true)
 	if err != nil {
 		retried, _ := asynq.GetRetryCount(ctx)
 		final, info, ret := h.judge(ctx, err, retried+1)
@@ -309,7 +309,7 @@ func (h *Handlers) admitted(ctx context.Context, app App, api string, do func(to
 	if err := h.limits.admit(ctx, app.Name, api, 0); err != nil {
 		return err
 	}
-	return h.call(ctx, app, api, 0, do)
+	return h.call(ctx, app, api, 0, true, do)
 }
 
 // retryRedis runs f even when ctx is done (what happened must be written
