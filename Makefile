@@ -33,7 +33,7 @@ lint: ## gofmt check, go vet, and staticcheck when installed
 	@if command -v staticcheck >/dev/null; then staticcheck $(PKGS); else echo "staticcheck not installed: go install honnef.co/go/tools/cmd/staticcheck@latest"; fi
 
 .PHONY: bench
-bench: build ## Measure the fleet against DingTalk's rate limits (dingq bench; ~11 min, needs redis-server)
+bench: build ## Measure the fleet against DingTalk's rate limits (dingq bench; ~13 min, needs redis-server)
 	$(BIN) bench $(BENCH_FLAGS)
 
 .PHONY: fuzz

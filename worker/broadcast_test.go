@@ -233,3 +233,84 @@ func TestCancelSingleMessage(t *testing.T) {
 		t.Error("Cancel of a sent message: no error")
 	}
 }
+
+func TestBroadcastResultsWaitForDelivery(t *testing.T) {
+	// DingTalk takes 1.5 s to deliver each task: the results task asks
+	// getsendprogress again until it is done, and only then records.
+	e := setup(t, opts{rate: worker.AppLimits{RecipientsPerMinute: -1},
+		fake: &fake.Options{DeliveryTime: 1500 * time.Millisecond}})
+	a := e.broadcast(t, "slow delivery", users("d", 300))
+	o := e.until(t, a.ID, 30*time.Second, "finished", finished)
+	if o.Broadcast.Results.Unread != 300 || o.Broadcast.Results.PendingBatches != 0 {
+		t.Errorf("results %+v, want 300 unread", o.Broadcast.Results)
+	}
+	progress, result := 0, 0
+	for _, c := range e.fake.Calls() {
+		switch c.Path {
+		case dingtalk.PathGetSendProgress:
+			progress++
+		case dingtalk.PathGetSendResult:
+			result++
+		}
+	}
+	if result != 3 || progress <= 3 {
+		t.Errorf("getsendprogress %d, getsendresult %d calls: want more than 3 and exactly 3", progress, result)
+	}
+	for _, s := range e.fake.Sent() {
+		if !slices.ContainsFunc(e.fake.Calls(), func(c fake.Call) bool { return c.Path == dingtalk.PathGetSendResult && c.Time.Sub(s.Time) >= 1500*time.Millisecond }) {
+			t.Errorf("task %d: no getsendresult after its delivery time", s.TaskID)
+		}
+	}
+}
+
+func TestBroadcastRecall(t *testing.T) {
+	e := setup(t, opts{rate: worker.AppLimits{RecipientsPerMinute: -1}})
+	a := e.broadcast(t, "oops", users("o", 450))
+	e.until(t, a.ID, 30*time.Second, "finished", finished)
+	if _, err := e.producer.Recall(context.Background(), a.ID); err != nil {
+		t.Fatalf("Recall: %v", err)
+	}
+	o := e.until(t, a.ID, 30*time.Second, "recalled", func(o *producer.Outcome) bool {
+		return o.Broadcast.Recall != nil && o.Broadcast.Recall.Recalled == 5
+	})
+	if st := e.fake.Stats(); st.Recalled != 5 {
+		t.Errorf("DingTalk recalled %d tasks, want 5 (outcome %+v)", st.Recalled, o.Broadcast.Recall)
+	}
+	for _, s := range e.fake.Sent() {
+		if s.Recalled.IsZero() {
+			t.Errorf("task %d not recalled", s.TaskID)
+		}
+	}
+	// A second recall calls DingTalk for nothing more.
+	if _, err := e.producer.Recall(context.Background(), a.ID); err != nil {
+		t.Fatalf("second Recall: %v", err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	n := 0
+	for _, c := range e.fake.Calls() {
+		if c.Path == dingtalk.PathRecall {
+			n++
+		}
+	}
+	if n != 5 {
+		t.Errorf("recall calls: %d, want 5", n)
+	}
+
+	// A single message is recalled too.
+	id := e.send(t, &producer.Message{Msg: dingtalk.TextMessage("single oops")})
+	e.wait(t, id)
+	if _, err := e.producer.Recall(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		o, _ := e.producer.Status(context.Background(), id)
+		if o.Recalled {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("single message not recalled: %+v", o)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
