@@ -52,6 +52,12 @@ type Message struct {
 	// often as bulk work, and default three times, so a large broadcast
 	// sent as bulk cannot starve single notifications.
 	Priority Priority `json:"priority,omitempty"`
+	// Coalesce opts in to merging: sent to at most 100 users and no
+	// departments, due now, the message may wait a short while (the
+	// workers' coalesce window) to go out in one asyncsend_v2 call with
+	// other messages of the same app and content, each keeping its own id
+	// and outcome. Config.CoalesceApps opts in whole apps.
+	Coalesce bool `json:"coalesce,omitempty"`
 }
 
 // Priority is a message's queue lane.
@@ -138,6 +144,9 @@ type Config struct {
 	// CancelWait is how long Cancel waits for a broadcast's batches being
 	// sent at that moment. If zero, DefaultCancelWait.
 	CancelWait time.Duration
+	// CoalesceApps lists the apps whose messages coalesce as if each set
+	// Message.Coalesce.
+	CoalesceApps []string
 }
 
 // Producer hands messages to dingq. It is safe for concurrent use.
@@ -148,6 +157,7 @@ type Producer struct {
 	maxRetry      int
 	maxRecipients int
 	cancelWait    time.Duration
+	coalesceApps  []string
 	now           func() time.Time
 }
 
@@ -178,6 +188,7 @@ func New(cfg Config) (*Producer, error) {
 		maxRetry:      cfg.MaxRetry,
 		maxRecipients: cfg.MaxRecipients,
 		cancelWait:    cfg.CancelWait,
+		coalesceApps:  slices.Clone(cfg.CoalesceApps),
 		now:           time.Now,
 	}, nil
 }
@@ -208,6 +219,9 @@ type Accepted struct {
 	// Batches is how many DingTalk calls a broadcast is split into; zero
 	// for a message sent in one call.
 	Batches int `json:"batches,omitempty"`
+	// Coalesced is true for a message that waits to be merged with others
+	// of the same app and content (Message.Coalesce).
+	Coalesced bool `json:"coalesced,omitempty"`
 }
 
 // EnqueueOption changes how Enqueue works.
@@ -251,14 +265,21 @@ func (p *Producer) Enqueue(ctx context.Context, m *Message, opts ...EnqueueOptio
 	}
 	payload := &MessageSendPayload{App: m.App, UserIDs: users, DeptIDs: depts,
 		ToAllUser: m.ToAllUser, Msg: m.Msg}
-	id, err := p.sendOne(ctx, m, payload)
+	group, err := p.coalesceGroup(m, payload)
 	if err != nil {
 		return nil, err
 	}
-	return &Accepted{ID: id, Status: StatusQueued, Recipients: len(users) + len(depts), Duplicates: du + dd}, nil
+	id, err := p.sendOne(ctx, m, payload, group)
+	if err != nil {
+		return nil, err
+	}
+	return &Accepted{ID: id, Status: StatusQueued, Recipients: len(users) + len(depts), Duplicates: du + dd,
+		Coalesced: group != ""}, nil
 }
 
-func (p *Producer) sendOne(ctx context.Context, m *Message, payload *MessageSendPayload) (string, error) {
+// sendOne records and enqueues a message sent in one call; group, if not
+// empty, is the asynq group its task waits in to be coalesced.
+func (p *Producer) sendOne(ctx context.Context, m *Message, payload *MessageSendPayload, group string) (string, error) {
 	// The fingerprint only serves to tell a repeated idempotency key from a
 	// reused one: skip the encoding and hashing when there is no key.
 	var fp string
@@ -279,7 +300,7 @@ func (p *Producer) sendOne(ctx context.Context, m *Message, payload *MessageSend
 			return "", err
 		}
 		if existed {
-			return p.resume(ctx, id, fp, payload, m.SendAt, m.Priority)
+			return p.resume(ctx, id, fp, payload, m.SendAt, m.Priority, group)
 		}
 	}
 	payload.ID = id
@@ -287,7 +308,7 @@ func (p *Producer) sendOne(ctx context.Context, m *Message, payload *MessageSend
 	if _, err := p.store.Create(ctx, rec, fp); err != nil {
 		return "", err
 	}
-	if err := p.enqueue(ctx, payload, m.SendAt, m.Priority); err != nil {
+	if err := p.enqueue(ctx, payload, m.SendAt, m.Priority, group); err != nil {
 		if m.IdempotencyKey == "" {
 			// Nobody can ask for this id again: don't leave a record that
 			// says queued for a message that is not.
@@ -301,7 +322,7 @@ func (p *Producer) sendOne(ctx context.Context, m *Message, payload *MessageSend
 // resume handles a repeated idempotency key: the same message gets its
 // first id back, and is enqueued only if the first Send was cut short
 // before its task reached the queue.
-func (p *Producer) resume(ctx context.Context, id, fp string, payload *MessageSendPayload, sendAt time.Time, prio Priority) (string, error) {
+func (p *Producer) resume(ctx context.Context, id, fp string, payload *MessageSendPayload, sendAt time.Time, prio Priority, group string) (string, error) {
 	prev, err := p.store.Fingerprint(ctx, id)
 	switch {
 	case errors.Is(err, outcome.ErrNotFound):
@@ -326,14 +347,17 @@ func (p *Producer) resume(ctx context.Context, id, fp string, payload *MessageSe
 	}
 	// Queued: the task is in asynq (TaskID conflict, nothing added) unless
 	// the first Send stopped before enqueueing it.
-	return id, p.enqueue(ctx, payload, sendAt, prio)
+	return id, p.enqueue(ctx, payload, sendAt, prio, group)
 }
 
-func (p *Producer) enqueue(ctx context.Context, payload *MessageSendPayload, sendAt time.Time, prio Priority) error {
+func (p *Producer) enqueue(ctx context.Context, payload *MessageSendPayload, sendAt time.Time, prio Priority, group string) error {
 	queue, _ := prio.Queue() // Validate refused any other
 	opts := []asynq.Option{asynq.Queue(queue), asynq.MaxRetry(p.maxRetry)}
 	if at, ok := p.processAt(sendAt); ok {
 		opts = append(opts, asynq.ProcessAt(at))
+	}
+	if group != "" {
+		opts = append(opts, asynq.Group(group))
 	}
 	task, err := NewMessageSendTask(payload, opts...)
 	if err != nil {

@@ -13,6 +13,10 @@ import (
 const (
 	// TypeMessageSend sends one work notification (asyncsend_v2).
 	TypeMessageSend = "dingtalk:message:send"
+	// TypeCoalescedSend sends several coalesced messages of one app and
+	// content in as few asyncsend_v2 calls as it can. Workers make it from
+	// the TypeMessageSend tasks of a group; producers never enqueue it.
+	TypeCoalescedSend = "dingtalk:message:coalesced"
 )
 
 // Queues dingq's tasks go to. Workers serve them with the weights in
@@ -59,6 +63,53 @@ func DecodeMessageSend(t *asynq.Task) (*MessageSendPayload, error) {
 	}
 	if p.ID == "" || p.App == "" {
 		return nil, fmt.Errorf("producer: %s payload without id or app", t.Type())
+	}
+	return &p, nil
+}
+
+// CoalescedPayload is the payload of a TypeCoalescedSend task: messages
+// of one app with the same content, merged from the TypeMessageSend tasks
+// of a group.
+type CoalescedPayload struct {
+	App string           `json:"app"`
+	Msg dingtalk.Message `json:"msg"`
+	// Messages are the merged messages, each with its own outcome.
+	Messages []CoalescedMessage `json:"messages"`
+}
+
+// CoalescedMessage is one message of a CoalescedPayload.
+type CoalescedMessage struct {
+	// ID is the message id its outcome is recorded under.
+	ID      string   `json:"id"`
+	UserIDs []string `json:"userid_list"`
+}
+
+// NewCoalescedTask returns the task for p. It has no task id of its own:
+// the ids that matter are its messages'.
+func NewCoalescedTask(p *CoalescedPayload, opts ...asynq.Option) (*asynq.Task, error) {
+	if len(p.Messages) == 0 {
+		return nil, fmt.Errorf("producer: coalesced task without messages")
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("producer: encoding %d coalesced messages: %w", len(p.Messages), err)
+	}
+	return asynq.NewTask(TypeCoalescedSend, b, opts...), nil
+}
+
+// DecodeCoalesced decodes a TypeCoalescedSend task's payload.
+func DecodeCoalesced(t *asynq.Task) (*CoalescedPayload, error) {
+	var p CoalescedPayload
+	if err := json.Unmarshal(t.Payload(), &p); err != nil {
+		return nil, fmt.Errorf("producer: decoding %s payload: %w", t.Type(), err)
+	}
+	if p.App == "" || len(p.Messages) == 0 {
+		return nil, fmt.Errorf("producer: %s payload without app or messages", t.Type())
+	}
+	for _, m := range p.Messages {
+		if m.ID == "" || len(m.UserIDs) == 0 {
+			return nil, fmt.Errorf("producer: %s payload with a message without id or users", t.Type())
+		}
 	}
 	return &p, nil
 }

@@ -77,8 +77,16 @@ type Config struct {
 	// per-minute limits wait before they are sent once more. If zero, 1m.
 	ResendDelay time.Duration
 	// MaxRetry is how many failed attempts the tasks a worker queues itself
-	// (results, re-sends) get. If zero, producer.DefaultMaxRetry.
+	// (results, re-sends, coalesced sends) get. If zero, producer.DefaultMaxRetry.
 	MaxRetry int
+	// CoalesceWindow is how long a group of coalescing messages (same app
+	// and content, producer.Message.Coalesce) waits for one more before
+	// its messages are merged into shared calls; asynq counts it in whole
+	// seconds, at least one. CoalesceMaxDelay caps how long the group's
+	// first message waits; at least CoalesceWindow. If zero, 1s and 5s
+	// (or CoalesceWindow, if longer).
+	CoalesceWindow   time.Duration
+	CoalesceMaxDelay time.Duration
 	// Logger receives the worker's logs. If nil, nothing is logged.
 	Logger *zap.Logger
 }
@@ -117,6 +125,12 @@ func (c *Config) setDefaults() {
 	if c.MaxRetry == 0 {
 		c.MaxRetry = producer.DefaultMaxRetry
 	}
+	if c.CoalesceWindow == 0 {
+		c.CoalesceWindow = DefaultCoalesceWindow
+	}
+	if c.CoalesceMaxDelay == 0 {
+		c.CoalesceMaxDelay = max(DefaultCoalesceMaxDelay, c.CoalesceWindow)
+	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
 	}
@@ -139,6 +153,11 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("worker: Config.ResultsDelay (%s) must be >= 0 and at most ResultsMaxDelay (%s)", c.ResultsDelay, c.ResultsMaxDelay)
 	case c.ResendDelay < 0:
 		return fmt.Errorf("worker: Config.ResendDelay must be >= 0, got %s", c.ResendDelay)
+	case c.CoalesceWindow < time.Second:
+		// asynq's NewServer panics below a second.
+		return fmt.Errorf("worker: Config.CoalesceWindow must be >= 1s, got %s", c.CoalesceWindow)
+	case c.CoalesceMaxDelay < c.CoalesceWindow:
+		return fmt.Errorf("worker: Config.CoalesceMaxDelay (%s) is below CoalesceWindow (%s)", c.CoalesceMaxDelay, c.CoalesceWindow)
 	}
 	seen := map[string]bool{}
 	for i, a := range c.Apps {
@@ -200,10 +219,15 @@ func New(cfg Config) (*Worker, error) {
 		DelayedTaskCheckInterval: cfg.PollInterval,
 		Logger:                   cfg.Logger.Named("asynq").WithOptions(zap.AddCallerSkip(1)).Sugar(),
 		LogLevel:                 asynqLevel(cfg.Logger),
+		GroupAggregator:          coalesce(cfg.MaxRetry, cfg.Logger.Named("coalesce")),
+		GroupGracePeriod:         cfg.CoalesceWindow,
+		GroupMaxDelay:            cfg.CoalesceMaxDelay,
+		GroupMaxSize:             CoalesceMaxMessages,
 	})
 	mux := asynq.NewServeMux()
 	mux.Use(Logging(cfg.Logger))
 	mux.HandleFunc(producer.TypeMessageSend, h.HandleMessageSend)
+	mux.HandleFunc(producer.TypeCoalescedSend, h.HandleCoalesced)
 	mux.HandleFunc(producer.TypeBroadcastBatch, h.HandleBatch)
 	mux.HandleFunc(producer.TypeSendResults, h.HandleResults)
 	mux.HandleFunc(producer.TypeRecall, h.HandleRecall)

@@ -125,11 +125,19 @@ func newWorker(cfg *config.Config, rdb redis.UniversalClient, log *zap.Logger) (
 		ResultsMaxDelay:  cfg.Worker.ResultsMaxDelay,
 		ResendDelay:      cfg.Worker.ResendDelay,
 		MaxRetry:         cfg.Worker.MaxRetry,
+		CoalesceWindow:   cfg.Worker.CoalesceWindow,
+		CoalesceMaxDelay: cfg.Worker.CoalesceMaxDelay,
 		Logger:           log.Named("worker"),
 	})
 }
 
 func newProducer(cfg *config.Config, rdb redis.UniversalClient) (*producer.Producer, error) {
+	var coalesce []string // apps whose messages coalesce by default
+	for _, a := range cfg.DingTalk.Apps {
+		if a.Coalesce {
+			coalesce = append(coalesce, a.Name)
+		}
+	}
 	return producer.New(producer.Config{
 		Redis:         rdb,
 		KeyPrefix:     cfg.Redis.KeyPrefix,
@@ -137,6 +145,7 @@ func newProducer(cfg *config.Config, rdb redis.UniversalClient) (*producer.Produ
 		Apps:          appNames(cfg),
 		MaxRetry:      cfg.Worker.MaxRetry,
 		MaxRecipients: cfg.API.MaxRecipients,
+		CoalesceApps:  coalesce,
 	})
 }
 

@@ -98,6 +98,12 @@ type App struct {
 	AgentID int64 `yaml:"agent_id"`
 	// RateLimit is the app's share of DingTalk's limits.
 	RateLimit AppRateLimit `yaml:"rate_limit"`
+	// Coalesce makes every message of the app coalesce, as if it asked
+	// to ("coalesce": true): messages of the same content to at most 100
+	// users each, due now, wait up to worker.coalesce_window for others
+	// and go out together in calls of up to 100 users, each keeping its
+	// own id and outcome. If false, only messages that ask coalesce.
+	Coalesce bool `yaml:"coalesce"`
 }
 
 // Worker tunes how messages are delivered and retried.
@@ -133,6 +139,14 @@ type Worker struct {
 	// per-minute limits (143103, 143104) wait before they are sent once
 	// more; >= 0. If zero, 1m.
 	ResendDelay time.Duration `yaml:"resend_delay"`
+	// CoalesceWindow is how long coalescing messages of the same app and
+	// content wait for one more before they are sent together; counted in
+	// whole seconds (asynq truncates), 1s to 1m. If zero, 1s.
+	CoalesceWindow time.Duration `yaml:"coalesce_window"`
+	// CoalesceMaxDelay caps how long the first of such messages waits;
+	// >= CoalesceWindow, at most 10m. If zero, 5s, or CoalesceWindow if
+	// that is longer.
+	CoalesceMaxDelay time.Duration `yaml:"coalesce_max_delay"`
 }
 
 // API is the HTTP API producers call.
@@ -187,6 +201,9 @@ const (
 	defaultResultsDelay    = worker.DefaultResultsDelay
 	defaultResultsMaxDelay = worker.DefaultResultsMaxDelay
 	defaultResendDelay     = worker.DefaultResendDelay
+	// Coalescing waits.
+	defaultCoalesceWindow   = worker.DefaultCoalesceWindow
+	defaultCoalesceMaxDelay = worker.DefaultCoalesceMaxDelay
 	// DingTalk's standard edition.
 	defaultCallsPerSecond      = worker.DefaultCallsPerSecond
 	defaultRecipientsPerMinute = worker.DefaultRecipientsPerMinute
@@ -290,6 +307,12 @@ func (w *Worker) setDefaults() {
 	}
 	if w.ResendDelay == 0 {
 		w.ResendDelay = defaultResendDelay
+	}
+	if w.CoalesceWindow == 0 {
+		w.CoalesceWindow = defaultCoalesceWindow
+	}
+	if w.CoalesceMaxDelay == 0 {
+		w.CoalesceMaxDelay = max(defaultCoalesceMaxDelay, w.CoalesceWindow)
 	}
 }
 

@@ -61,15 +61,17 @@ func TestDefault(t *testing.T) {
 		DingTalk: DingTalk{BaseURL: "https://oapi.dingtalk.com", Timeout: 10 * time.Second,
 			RateLimit: FleetRateLimit{CallsPer20s: intp(10000)}},
 		Worker: Worker{
-			Concurrency:     20,
-			MaxRetry:        25,
-			RetryBaseDelay:  time.Second,
-			RetryMaxDelay:   10 * time.Minute,
-			ShutdownTimeout: 30 * time.Second,
-			MaxLimitWait:    2 * time.Second,
-			ResultsDelay:    10 * time.Second,
-			ResultsMaxDelay: 30 * time.Minute,
-			ResendDelay:     time.Minute,
+			Concurrency:      20,
+			MaxRetry:         25,
+			RetryBaseDelay:   time.Second,
+			RetryMaxDelay:    10 * time.Minute,
+			ShutdownTimeout:  30 * time.Second,
+			MaxLimitWait:     2 * time.Second,
+			ResultsDelay:     10 * time.Second,
+			ResultsMaxDelay:  30 * time.Minute,
+			ResendDelay:      time.Minute,
+			CoalesceWindow:   time.Second,
+			CoalesceMaxDelay: 5 * time.Second,
 		},
 		API:     API{Listen: "127.0.0.1:8080", MaxBodyBytes: 1 << 20, MaxRecipients: 1_000_000},
 		Outcome: Outcome{Retention: 168 * time.Hour},
@@ -176,6 +178,28 @@ func TestValidate(t *testing.T) {
 		}},
 		{name: "shutdown timeout negative", change: func(c *Config) { c.Worker.ShutdownTimeout = -1 },
 			want: "worker.shutdown_timeout: must be > 0"},
+		{name: "coalesce window below a second", change: func(c *Config) { c.Worker.CoalesceWindow = 500 * time.Millisecond },
+			want: "worker.coalesce_window: must be >= 1s and <= 1m0s"},
+		{name: "coalesce window negative", change: func(c *Config) { c.Worker.CoalesceWindow = -time.Second },
+			want: "worker.coalesce_window: must be >= 1s and <= 1m0s"},
+		{name: "coalesce window too long", change: func(c *Config) { c.Worker.CoalesceWindow = time.Minute + time.Second },
+			want: "worker.coalesce_window: must be >= 1s and <= 1m0s"},
+		{name: "coalesce window one minute", change: func(c *Config) {
+			c.Worker.CoalesceWindow, c.Worker.CoalesceMaxDelay = time.Minute, time.Minute
+		}},
+		{name: "coalesce window longer than the default max delay", change: func(c *Config) {
+			c.Worker.CoalesceWindow, c.Worker.CoalesceMaxDelay = 30*time.Second, 0
+		}},
+		{name: "coalesce max delay below window", change: func(c *Config) {
+			c.Worker.CoalesceWindow, c.Worker.CoalesceMaxDelay = 10*time.Second, 5*time.Second
+		}, want: "worker.coalesce_max_delay: 5s is less than worker.coalesce_window (10s)"},
+		{name: "coalesce max delay below default window", change: func(c *Config) {
+			c.Worker.CoalesceWindow, c.Worker.CoalesceMaxDelay = 0, 500*time.Millisecond
+		}, want: "worker.coalesce_max_delay: 500ms is less than worker.coalesce_window (1s)"},
+		{name: "coalesce max delay too long", change: func(c *Config) { c.Worker.CoalesceMaxDelay = 11 * time.Minute },
+			want: "worker.coalesce_max_delay: must be <= 10m0s"},
+		{name: "coalesce max delay ten minutes", change: func(c *Config) { c.Worker.CoalesceMaxDelay = 10 * time.Minute }},
+		{name: "app coalesces", change: func(c *Config) { c.DingTalk.Apps[0].Coalesce = true }},
 		{name: "listen not host:port", change: func(c *Config) { c.API.Listen = "8080" },
 			want: `api.listen: "8080" is not host:port`},
 		{name: "tokens required on all interfaces", change: func(c *Config) { c.API.Listen = "0.0.0.0:8080" },

@@ -37,6 +37,7 @@ dingtalk:
       app_key: dingabc123
       app_secret: ${HR_SECRET}
       agent_id: 2900000001
+      coalesce: true
     - name: ops_alerts
       corp_id: dingcorp42
       corp_secret: "${OPS_SECRET}"
@@ -48,6 +49,8 @@ worker:
   retry_base_delay: 2s
   retry_max_delay: 1h
   shutdown_timeout: 1m
+  coalesce_window: 2s
+  coalesce_max_delay: 30s
 
 api:
   listen: 0.0.0.0:8443
@@ -79,21 +82,23 @@ log:
 			BaseURL: "http://127.0.0.1:9090",
 			Timeout: 15 * time.Second,
 			Apps: defaulted(
-				App{Name: "hr", AppKey: "dingabc123", AppSecret: "\"quoted\" & {braced}", AgentID: 2900000001},
+				App{Name: "hr", AppKey: "dingabc123", AppSecret: "\"quoted\" & {braced}", AgentID: 2900000001, Coalesce: true},
 				App{Name: "ops_alerts", CorpID: "dingcorp42", CorpSecret: "ops-secret", AgentID: 7},
 			),
 			RateLimit: FleetRateLimit{CallsPer20s: intp(10000)},
 		},
 		Worker: Worker{
-			Concurrency:     50,
-			MaxRetry:        10,
-			RetryBaseDelay:  2 * time.Second,
-			RetryMaxDelay:   time.Hour,
-			ShutdownTimeout: time.Minute,
-			MaxLimitWait:    2 * time.Second,
-			ResultsDelay:    10 * time.Second,
-			ResultsMaxDelay: 30 * time.Minute,
-			ResendDelay:     time.Minute,
+			Concurrency:      50,
+			MaxRetry:         10,
+			RetryBaseDelay:   2 * time.Second,
+			RetryMaxDelay:    time.Hour,
+			ShutdownTimeout:  time.Minute,
+			MaxLimitWait:     2 * time.Second,
+			ResultsDelay:     10 * time.Second,
+			ResultsMaxDelay:  30 * time.Minute,
+			ResendDelay:      time.Minute,
+			CoalesceWindow:   2 * time.Second,
+			CoalesceMaxDelay: 30 * time.Second,
 		},
 		API: API{
 			Listen:        "0.0.0.0:8443",

@@ -24,6 +24,10 @@ const (
 	maxMaxRetry    = 1000
 	minTokenLen    = 16
 	minRetention   = time.Minute
+	// asynq's GroupGracePeriod is at least a second.
+	minCoalesceWindow   = time.Second
+	maxCoalesceWindow   = time.Minute
+	maxCoalesceMaxDelay = 10 * time.Minute
 )
 
 // Validate checks every rule and returns nil or all the problems joined
@@ -155,6 +159,14 @@ func (w *Worker) validate(v *validator) {
 	}
 	if w.ResendDelay < 0 {
 		v.add("worker.resend_delay", "must be >= 0")
+	}
+	if w.CoalesceWindow < minCoalesceWindow || w.CoalesceWindow > maxCoalesceWindow {
+		v.add("worker.coalesce_window", "must be >= %v and <= %v", minCoalesceWindow, maxCoalesceWindow)
+	} else if w.CoalesceMaxDelay < w.CoalesceWindow {
+		v.add("worker.coalesce_max_delay", "%v is less than worker.coalesce_window (%v)", w.CoalesceMaxDelay, w.CoalesceWindow)
+	}
+	if w.CoalesceMaxDelay > maxCoalesceMaxDelay {
+		v.add("worker.coalesce_max_delay", "must be <= %v", maxCoalesceMaxDelay)
 	}
 }
 
