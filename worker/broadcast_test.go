@@ -257,7 +257,9 @@ func TestBroadcastResultsWaitForDelivery(t *testing.T) {
 		t.Errorf("getsendprogress %d, getsendresult %d calls: want more than 3 and exactly 3", progress, result)
 	}
 	for _, s := range e.fake.Sent() {
-		if !slices.ContainsFunc(e.fake.Calls(), func(c fake.Call) bool { return c.Path == dingtalk.PathGetSendResult && c.Time.Sub(s.Time) >= 1500*time.Millisecond }) {
+		if !slices.ContainsFunc(e.fake.Calls(), func(c fake.Call) bool {
+			return c.Path == dingtalk.PathGetSendResult && c.Time.Sub(s.Time) >= 1500*time.Millisecond
+		}) {
 			t.Errorf("task %d: no getsendresult after its delivery time", s.TaskID)
 		}
 	}

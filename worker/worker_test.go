@@ -290,9 +290,17 @@ func TestRetryPolicy(t *testing.T) {
 				}
 			}
 			if tt.wantStatus == producer.StatusFailed {
-				info, err := e.insp.GetTaskInfo(producer.QueueDefault, id)
-				if err != nil {
-					t.Fatal(err)
+				// The outcome is written before the handler returns: the
+				// task is archived a moment later.
+				var info *asynq.TaskInfo
+				for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+					var err error
+					if info, err = e.insp.GetTaskInfo(producer.QueueDefault, id); err != nil {
+						t.Fatal(err)
+					}
+					if info.State != asynq.TaskStateActive || time.Now().After(deadline) {
+						break
+					}
 				}
 				if info.State != asynq.TaskStateArchived || info.LastErr == "" {
 					t.Errorf("task %v with last error %q, want archived with the reason", info.State, info.LastErr)
