@@ -200,6 +200,18 @@ func TestValidate(t *testing.T) {
 			want: "worker.coalesce_max_delay: must be <= 10m0s"},
 		{name: "coalesce max delay ten minutes", change: func(c *Config) { c.Worker.CoalesceMaxDelay = 10 * time.Minute }},
 		{name: "app coalesces", change: func(c *Config) { c.DingTalk.Apps[0].Coalesce = true }},
+		{name: "results delay negative", change: func(c *Config) { c.Worker.ResultsDelay = -time.Second },
+			want: "worker.results_delay: must be > 0"},
+		{name: "results max delay below results delay", change: func(c *Config) {
+			c.Worker.ResultsDelay, c.Worker.ResultsMaxDelay = time.Minute, time.Second
+		}, want: "worker.results_max_delay: 1s is less than worker.results_delay (1m0s)"},
+		{name: "resend delay negative", change: func(c *Config) { c.Worker.ResendDelay = -time.Second },
+			want: "worker.resend_delay: must be >= 0"},
+		{name: "max recipients negative", change: func(c *Config) { c.API.MaxRecipients = -1 },
+			want: "api.max_recipients: must be 1 to 10000000"},
+		{name: "max recipients over ten million", change: func(c *Config) { c.API.MaxRecipients = 10_000_001 },
+			want: "api.max_recipients: must be 1 to 10000000"},
+		{name: "max recipients ten million", change: func(c *Config) { c.API.MaxRecipients = 10_000_000 }},
 		{name: "listen not host:port", change: func(c *Config) { c.API.Listen = "8080" },
 			want: `api.listen: "8080" is not host:port`},
 		{name: "tokens required on all interfaces", change: func(c *Config) { c.API.Listen = "0.0.0.0:8080" },
