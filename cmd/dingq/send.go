@@ -17,7 +17,7 @@ import (
 type sendFlags struct {
 	app, text, mdTitle, markdown, msgJSON, msgFile string
 	users, depts                                   []string
-	toAll                                          bool
+	toAll, coalesce                                bool
 	idemKey, sendAt, priority                      string
 	wait                                           bool
 	waitTimeout                                    time.Duration
@@ -69,8 +69,8 @@ func newSendCmd(g *globals) *cobra.Command {
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.app, "app", "", "app name from dingtalk.apps (required)")
-	fl.StringSliceVar(&f.users, "user", nil, "user id; repeat or separate with commas (at most 100)")
-	fl.StringSliceVar(&f.depts, "dept", nil, "department id; repeat or separate with commas (at most 20)")
+	fl.StringSliceVar(&f.users, "user", nil, "user id; repeat or separate with commas (over 100 make a broadcast: see dingq broadcast)")
+	fl.StringSliceVar(&f.depts, "dept", nil, "department id; repeat or separate with commas (over 20 make a broadcast)")
 	fl.BoolVar(&f.toAll, "to-all", false, "send to every user of the company (DingTalk allows 3 a day)")
 	fl.StringVar(&f.text, "text", "", "a text message")
 	fl.StringVar(&f.mdTitle, "markdown-title", "", "title of a markdown message")
@@ -79,6 +79,7 @@ func newSendCmd(g *globals) *cobra.Command {
 	fl.StringVar(&f.msgFile, "msg-file", "", "read the message JSON from a file (- for stdin)")
 	fl.StringVar(&f.idemKey, "idempotency-key", "", "the same key again returns the first message's id and sends nothing")
 	fl.StringVar(&f.priority, "priority", "default", "queue lane: critical, default or bulk")
+	fl.BoolVar(&f.coalesce, "coalesce", false, "may share a call with other messages of the same content (at most 100 users, no departments)")
 	fl.StringVar(&f.sendAt, "send-at", "", "send later, at this RFC 3339 time")
 	fl.BoolVar(&f.wait, "wait", false, "wait until the message is sent or failed, showing its progress")
 	fl.DurationVar(&f.waitTimeout, "wait-timeout", 2*time.Minute, "give up waiting after this long")
@@ -90,7 +91,7 @@ func newSendCmd(g *globals) *cobra.Command {
 // source must be given.
 func (f *sendFlags) message(stdin io.Reader) (*producer.Message, error) {
 	m := &producer.Message{App: f.app, UserIDs: f.users, DeptIDs: f.depts, ToAllUser: f.toAll, IdempotencyKey: f.idemKey,
-		Priority: producer.Priority(f.priority)}
+		Priority: producer.Priority(f.priority), Coalesce: f.coalesce}
 	sources := 0
 	for _, set := range []bool{f.text != "", f.markdown != "" || f.mdTitle != "", f.msgJSON != "", f.msgFile != ""} {
 		if set {
