@@ -6,9 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"reflect"
 	"strconv"
+	"strings"
 
 	"github.com/dingq/dingq/dingtalk"
 	"github.com/dingq/dingq/producer"
@@ -37,6 +37,12 @@ func (e *errBodyTooLarge) Error() string {
 
 func (b *budgetReader) Read(p []byte) (int, error) {
 	if b.left <= 0 {
+		// At the limit, only the end of the body may follow: a body of
+		// exactly the limit is not over it.
+		var one [1]byte
+		if _, err := io.ReadFull(b.r, one[:]); err != nil {
+			return 0, err
+		}
 		return 0, &errBodyTooLarge{limit: b.limit}
 	}
 	if int64(len(p)) > b.left {
@@ -72,6 +78,13 @@ func decodeMessage(r io.Reader, limit int64, maxIDs int) (*producer.Message, err
 			return nil, err
 		}
 		key, _ := t.(string)
+		// encoding/json matches keys without regard to case: so must the
+		// lists, or "UserID_List" would be decoded, then dropped unseen.
+		for _, l := range []string{"userid_list", "dept_id_list"} {
+			if strings.EqualFold(key, l) {
+				key = l
+			}
+		}
 		if seen[key] {
 			return nil, &dingtalk.ValidationError{Field: key, Reason: "given twice"}
 		}
@@ -176,14 +189,4 @@ func jsonValueKind(t json.Token) string {
 		return "null"
 	}
 	return "value"
-}
-
-// decodeErrorStatus extends decodeError with the streaming decoder's
-// errors.
-func decodeErrorStatus(err error) (status int, field, msg string) {
-	var tooBig *errBodyTooLarge
-	if errors.As(err, &tooBig) {
-		return http.StatusRequestEntityTooLarge, "", tooBig.Error()
-	}
-	return decodeError(err)
 }

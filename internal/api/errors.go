@@ -53,15 +53,15 @@ func writeError(w http.ResponseWriter, status int, code, field, format string, a
 // message of the answer.
 func decodeError(err error) (status int, field, msg string) {
 	var (
-		mbe *http.MaxBytesError
+		big *errBodyTooLarge
 		se  *json.SyntaxError
 		ute *json.UnmarshalTypeError
 		pe  *time.ParseError
 		ve  *dingtalk.ValidationError
 	)
 	switch {
-	case errors.As(err, &mbe):
-		return http.StatusRequestEntityTooLarge, "", fmt.Sprintf("request body is over %d bytes", mbe.Limit)
+	case errors.As(err, &big):
+		return http.StatusRequestEntityTooLarge, "", big.Error()
 	case errors.As(err, &se):
 		return http.StatusBadRequest, "", fmt.Sprintf("malformed JSON at byte %d: %v", se.Offset, se)
 	case errors.As(err, &ute):

@@ -11,8 +11,9 @@ import (
 	"github.com/dingq/dingq/internal/api"
 )
 
-// FuzzSendBody posts arbitrary bodies: the handler never panics, never
-// answers 5xx while Redis is up, and every 4xx is a JSON error with a code.
+// FuzzSendBody posts arbitrary bodies through the handler, and so through
+// decodeMessage's streaming of the id lists: it never panics, never answers
+// 5xx while Redis is up, and every 4xx is a JSON error with a code.
 func FuzzSendBody(f *testing.F) {
 	seeds := []string{
 		messageBody(textMsg),
@@ -38,6 +39,26 @@ func FuzzSendBody(f *testing.F) {
 		`{"msg":{"msgtype":"text","text":{"content":1e999}}}`,
 		``,
 		"\xff\xfe",
+		// The streamed id lists: decodeMessage takes them one id at a time.
+		`{"app":"hr","msg":` + textMsg + `,"userid_list":["u1","u2"],"dept_id_list":["1"]}`,
+		`{"userid_list":["u1"],"dept_id_list":["2"],"app":"hr","msg":` + textMsg + `}`,
+		`{"app":"hr","userid_list":` + quoted("u", 150) + `,"dept_id_list":` + quoted("", 25) + `,"msg":` + textMsg + `}`,
+		`{"app":"hr","userid_list":["u1","u1","u2"],"msg":` + textMsg + `}`,
+		`{"app":"hr","userid_list":null,"dept_id_list":null,"to_all_user":true,"msg":` + textMsg + `}`,
+		`{"app":"hr","userid_list":[],"msg":` + textMsg + `}`,
+		`{"app":"hr","userid_list":[["u1"],["u2"]],"msg":` + textMsg + `}`,
+		`{"app":"hr","userid_list":[[[[]]]]}`,
+		`{"app":"hr","dept_id_list":[1,2,3],"msg":` + textMsg + `}`,
+		`{"app":"hr","userid_list":[1e999,-0,true,null,{}],"msg":` + textMsg + `}`,
+		`{"app":"hr","userid_list":["u1",null]}`,
+		`{"app":"hr","userid_list":{"u1":true}}`,
+		`{"app":"hr","userid_list":5}`,
+		`{"app":"hr","userid_list":["u1"],"userid_list":["u2"]}`,
+		`{"app":"hr","USERID_LIST":["u1"],"msg":` + textMsg + `}`,
+		`{"app":"hr","userid_list":["u\u0031","\ud800"],"msg":` + textMsg + `}`,
+		`{"app":"hr","userid_list":["u1"`,
+		`{"app":"hr","userid_list":[,]}`,
+		`{"userid_list":["u1"]}trailing`,
 	}
 	for _, s := range seeds {
 		f.Add([]byte(s))

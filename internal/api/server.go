@@ -4,9 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
-	"io"
 	"mime"
 	"net/http"
 	"regexp"
@@ -158,7 +156,7 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
 	}
 	m, err := decodeMessage(r.Body, s.maxBody, s.maxIDs)
 	if err != nil {
-		status, field, msg := decodeErrorStatus(err)
+		status, field, msg := decodeError(err)
 		code := CodeInvalidArgument
 		if status == http.StatusRequestEntityTooLarge {
 			code = CodeTooLarge
@@ -251,22 +249,4 @@ func (s *Server) handleNotFound(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeError(w, http.StatusNotFound, CodeNotFound, "", "no route %s %s", r.Method, r.URL.Path)
-}
-
-// decodeJSON reads one JSON object of at most limit bytes into v,
-// refusing unknown fields and trailing data.
-func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return err
-		}
-		return errTrailingData
-	}
-	return nil
 }

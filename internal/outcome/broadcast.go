@@ -315,7 +315,7 @@ func (s *Store) Cancel(ctx context.Context, id string, wait time.Duration, recip
 		return nil, ErrNotFound
 	case "ok-single":
 		return s.Get(ctx, id)
-	case "ok", string(StatusCanceled):
+	case "ok":
 		// A broadcast: cancel what the pause parked, wait for what is sending.
 	case string(StatusSending):
 		return nil, ErrInFlight
@@ -660,14 +660,16 @@ settle(ARGV[1])
 touch(ARGV[1], ARGV[2])
 return 1`)
 
-// cancelScript: KEYS record; ARGV now, retention. A broadcast: "ok" or its
-// status if done or canceled already. A single message: "ok-single" if it
-// was queued or retrying, else its status.
+// cancelScript: KEYS record; ARGV now, retention. A broadcast: "ok" (also
+// if canceled already, changing nothing), or "done". A single message:
+// "ok-single" if it was queued or retrying, else its status (a canceled
+// one is final like any other).
 var cancelScript = redis.NewScript(luaBroadcast + `
 local st = redis.call('HGET', P, 'status')
 if not st then return 'missing' end
 if redis.call('HGET', P, 'kind') == 'broadcast' then
-  if st == 'done' or st == 'canceled' then return st end
+  if st == 'canceled' then return 'ok' end
+  if st == 'done' then return st end
   redis.call('HSET', P, 'status', 'canceled', 'canceled_at', ARGV[1])
   settle(ARGV[1])
   touch(ARGV[1], ARGV[2])
