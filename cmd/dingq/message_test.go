@@ -110,8 +110,8 @@ func TestMessageCmdSingle(t *testing.T) {
 	if err != nil || !strings.Contains(out, `"status": "canceled"`) {
 		t.Fatalf("cancel: %v %s", err, out)
 	}
-	// Canceling again changes nothing, and says so.
-	if out, _, err := e.run("message", "cancel", id); err != nil || !strings.Contains(out, `"status": "canceled"`) {
-		t.Errorf("cancel again: %v %s", err, out)
+	// Canceling again is refused: a canceled single message is final.
+	if _, _, err := e.run("message", "cancel", id); err == nil || !strings.Contains(err.Error(), "it is canceled already") {
+		t.Errorf("cancel again: %v, want it is canceled already", err)
 	}
 }
