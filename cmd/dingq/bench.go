@@ -167,6 +167,30 @@ func startRedisServer(ctx context.Context) (stop func(), addr string, err error)
 	return func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }, addr, nil
 }
 
+// benchSetup serves fk on a free port and makes the scenario's directory
+// (kept with --keep-logs); cleanup undoes both.
+func benchSetup(out io.Writer, f *benchFlags, fk http.Handler) (fakeAddr, dir string, cleanup func(), err error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", "", nil, err
+	}
+	srv := &http.Server{Handler: fk, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	if dir, err = os.MkdirTemp("", "dingq-bench-"); err != nil {
+		srv.Close()
+		return "", "", nil, err
+	}
+	if f.keepLogs {
+		fmt.Fprintf(out, "logs kept in %s\n", dir)
+	}
+	return ln.Addr().String(), dir, func() {
+		srv.Close()
+		if !f.keepLogs {
+			os.RemoveAll(dir)
+		}
+	}, nil
+}
+
 // benchApp is an app of a scenario.
 type benchApp struct {
 	name, key string
@@ -187,26 +211,14 @@ func runScenario(ctx context.Context, out io.Writer, f *benchFlags, bin, redisAd
 		fapps = append(fapps, fake.App{Key: a.key, Secret: "bench-secret-" + a.name, AgentID: a.agent})
 	}
 	fk := fake.New(fapps, &fake.Options{Limits: &limits})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	fakeAddr, dir, cleanup, err := benchSetup(out, f, fk)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: fk, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	defer srv.Close()
-
-	dir, err := os.MkdirTemp("", "dingq-bench-")
-	if err != nil {
-		return err
-	}
-	if !f.keepLogs {
-		defer os.RemoveAll(dir)
-	} else {
-		fmt.Fprintf(out, "logs kept in %s\n", dir)
-	}
+	defer cleanup()
 	prefix := "dingq-bench-" + scenario
 	var cfg strings.Builder
-	fmt.Fprintf(&cfg, "redis: {addr: %q, key_prefix: %s}\ndingtalk:\n  base_url: http://%s\n  apps:\n", redisAddr, prefix, ln.Addr())
+	fmt.Fprintf(&cfg, "redis: {addr: %q, key_prefix: %s}\ndingtalk:\n  base_url: http://%s\n  apps:\n", redisAddr, prefix, fakeAddr)
 	for _, a := range apps {
 		fmt.Fprintf(&cfg, "    - {name: %s, app_key: %s, app_secret: bench-secret-%s, agent_id: %d, rate_limit: {calls_per_second: %d, recipients_per_minute: %d}}\n",
 			a.name, a.key, a.name, a.agent, f.callsLimit, f.recipLimit)

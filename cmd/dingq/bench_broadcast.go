@@ -34,23 +34,11 @@ func runBroadcastScenario(ctx context.Context, out io.Writer, f *benchFlags, bin
 	const app, key, agent = "hr", "dingbenchbc", int64(103)
 	limits := fake.Limits{CallsPerSecond: f.bcCalls, RecipientsPerMinute: f.bcRPM, CallsPer20s: 10000}
 	fk := fake.New([]fake.App{{Key: key, Secret: "bench-secret-bc", AgentID: agent}}, &fake.Options{Limits: &limits})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	fakeAddr, dir, cleanup, err := benchSetup(out, f, fk)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: fk, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	defer srv.Close()
-
-	dir, err := os.MkdirTemp("", "dingq-bench-")
-	if err != nil {
-		return err
-	}
-	if !f.keepLogs {
-		defer os.RemoveAll(dir)
-	} else {
-		fmt.Fprintf(out, "logs kept in %s\n", dir)
-	}
+	defer cleanup()
 	apiAddr, err := freePort()
 	if err != nil {
 		return err
@@ -64,7 +52,7 @@ dingtalk:
 worker: {concurrency: %d, retry_base_delay: 200ms, retry_max_delay: 5s, results_delay: 2s}
 api: {listen: %q, max_recipients: %d}
 log: {level: %s}
-`, redisAddr, prefix, ln.Addr(), app, key, agent, f.bcCalls, f.bcRPM, f.concurrency, apiAddr, max(f.bcUsers, 1000), f.logLevel)
+`, redisAddr, prefix, fakeAddr, app, key, agent, f.bcCalls, f.bcRPM, f.concurrency, apiAddr, max(f.bcUsers, 1000), f.logLevel)
 	cfgPath := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return err
