@@ -21,6 +21,10 @@ import (
 // when the configuration does not.
 const DefaultMaxRecipients = 1_000_000
 
+// MaxRecipientsLimit is the most Config.MaxRecipients may allow, and what
+// Message.Validate, which knows no configuration, checks.
+const MaxRecipientsLimit = 10_000_000
+
 // DefaultCancelWait is how long Cancel waits for the batches of a
 // broadcast being sent when it is canceled.
 const DefaultCancelWait = 10 * time.Second

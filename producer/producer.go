@@ -100,7 +100,7 @@ func (m *Message) Validate() error {
 	if !appNameRE.MatchString(m.App) {
 		return &dingtalk.ValidationError{Field: "app", Reason: fmt.Sprintf("unknown app %q: app names are 1-64 of a-z 0-9 _ -", m.App)}
 	}
-	if err := validateRecipients(m.UserIDs, m.DeptIDs, m.ToAllUser, DefaultMaxRecipients); err != nil {
+	if err := validateRecipients(m.UserIDs, m.DeptIDs, m.ToAllUser, MaxRecipientsLimit); err != nil {
 		return err
 	}
 	if err := m.Msg.Validate(); err != nil {
@@ -172,8 +172,8 @@ func New(cfg Config) (*Producer, error) {
 	if cfg.MaxRetry == 0 {
 		cfg.MaxRetry = DefaultMaxRetry
 	}
-	if cfg.MaxRecipients < 0 {
-		return nil, fmt.Errorf("producer: Config.MaxRecipients must be >= 0, got %d", cfg.MaxRecipients)
+	if cfg.MaxRecipients < 0 || cfg.MaxRecipients > MaxRecipientsLimit {
+		return nil, fmt.Errorf("producer: Config.MaxRecipients must be 0 to %d, got %d", MaxRecipientsLimit, cfg.MaxRecipients)
 	}
 	if cfg.MaxRecipients == 0 {
 		cfg.MaxRecipients = DefaultMaxRecipients

@@ -5,6 +5,7 @@ import (
 
 	"github.com/dingq/dingq/dingtalk"
 	"github.com/dingq/dingq/internal/outcome"
+	"github.com/dingq/dingq/producer"
 	"github.com/dingq/dingq/worker"
 )
 
@@ -211,7 +212,7 @@ const (
 	defaultListen              = "127.0.0.1:8080"
 	defaultMaxBodyBytes        = 1 << 20
 	defaultMaxRecipients       = 1_000_000
-	maxMaxRecipients           = 10_000_000
+	maxMaxRecipients           = producer.MaxRecipientsLimit
 	defaultRetention           = outcome.DefaultRetention
 	defaultLogLevel            = "info"
 	defaultLogFormat           = "json"
