@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -27,7 +28,7 @@ const MaxRecipientsLimit = 10_000_000
 
 // DefaultCancelWait is how long Cancel waits for the batches of a
 // broadcast being sent when it is canceled.
-const DefaultCancelWait = 10 * time.Second
+const DefaultCancelWait = 30 * time.Second
 
 // enqueueWorkers is how many batch tasks a broadcast enqueues at once.
 const enqueueWorkers = 16
@@ -164,22 +165,32 @@ func (p *Producer) broadcast(ctx context.Context, m *Message, users, depts []str
 	if done, err := p.store.Enqueued(ctx, id); err != nil || done {
 		return acc, err
 	}
-	if err := p.enqueueBatches(ctx, id, m, plan, o.progress); err != nil {
+	if queued, err := p.enqueueBatches(ctx, id, m, plan, o.progress); err != nil {
 		if m.IdempotencyKey == "" {
-			// Nobody can retry this one: stop what did get enqueued, so the
-			// record tells the truth.
-			_, _ = p.store.Cancel(context.WithoutCancel(ctx), id, 0, batchRecipients)
+			// Nobody can retry this one: cancel it, so the record tells the
+			// truth and finishes: the batches queued cancel themselves, the
+			// others are canceled here.
+			bg := context.WithoutCancel(ctx)
+			if _, cerr := p.store.Cancel(bg, id, 0, batchRecipients); cerr == nil {
+				for i, q := range queued {
+					if !q {
+						users, depts := plan.batch(i)
+						_, _ = p.store.BeginBatch(bg, id, strconv.Itoa(i), append(slices.Clone(users), depts...), nil)
+					}
+				}
+			}
 		}
 		return nil, err
 	}
 	return acc, p.store.SetEnqueued(ctx, id)
 }
 
-// enqueueBatches enqueues every batch of plan, enqueueWorkers at a time.
-// A batch whose task exists already (a repeated idempotency key) is not
-// enqueued twice.
-func (p *Producer) enqueueBatches(ctx context.Context, id string, m *Message, plan batchPlan, progress func(done, total int)) error {
+// enqueueBatches enqueues every batch of plan, enqueueWorkers at a time,
+// and says which it queued. A batch whose task exists already (a repeated
+// idempotency key) is not enqueued twice.
+func (p *Producer) enqueueBatches(ctx context.Context, id string, m *Message, plan batchPlan, progress func(done, total int)) ([]bool, error) {
 	total := plan.count()
+	queued := make([]bool, total)
 	var next, done atomic.Int64
 	var once sync.Once
 	var firstErr error
@@ -206,6 +217,7 @@ func (p *Producer) enqueueBatches(ctx context.Context, id string, m *Message, pl
 					once.Do(func() { firstErr = err; cancel() })
 					return
 				}
+				queued[i] = true
 				if d := done.Add(1); progress != nil {
 					progress(int(d), total)
 				}
@@ -213,7 +225,7 @@ func (p *Producer) enqueueBatches(ctx context.Context, id string, m *Message, pl
 		})
 	}
 	wg.Wait()
-	return firstErr
+	return queued, firstErr
 }
 
 func (p *Producer) enqueueBatch(ctx context.Context, bp *BatchPayload, opts ...asynq.Option) error {
@@ -288,7 +300,11 @@ func (p *Producer) Resume(ctx context.Context, id string) (*Outcome, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := p.enqueueBatch(ctx, bp, asynq.MaxRetry(p.maxRetry)); err != nil {
+		// The task that parked the batch may still be finishing: a task id
+		// of its own (the park's generation) keeps asynq from taking the
+		// new one for it.
+		tid := asynq.TaskID(BatchTaskID(id, pk.Batch) + ":resume" + pk.Gen)
+		if err := p.enqueueBatch(ctx, bp, asynq.MaxRetry(p.maxRetry), tid); err != nil {
 			return nil, err
 		}
 		if err := p.store.Unpark(ctx, id, pk); err != nil {
@@ -314,8 +330,10 @@ func (p *Producer) Recall(ctx context.Context, id string) (*Outcome, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := asynq.NewTask(TypeRecall, b, asynq.TaskID("recall:"+id), asynq.Queue(QueueCritical), asynq.MaxRetry(p.maxRetry))
-	if _, err := p.client.EnqueueContext(ctx, t); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+	// No task id: a recall asked for again runs again, and recalls only
+	// what is not recalled yet.
+	t := asynq.NewTask(TypeRecall, b, asynq.Queue(QueueCritical), asynq.MaxRetry(p.maxRetry))
+	if _, err := p.client.EnqueueContext(ctx, t); err != nil {
 		return nil, fmt.Errorf("producer: enqueueing the recall of %s: %w", id, err)
 	}
 	return o, nil

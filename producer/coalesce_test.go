@@ -119,7 +119,7 @@ func TestCoalesceGroupKey(t *testing.T) {
 }
 
 func TestCoalesceIdempotencyKey(t *testing.T) {
-	p, insp, _ := setup(t, producer.Config{})
+	p, insp, mr := setup(t, producer.Config{})
 	ctx := context.Background()
 	m := &producer.Message{App: "hr", UserIDs: []string{"u1"}, Msg: dingtalk.TextMessage("x"), Coalesce: true,
 		IdempotencyKey: "k1"}
@@ -138,6 +138,7 @@ func TestCoalesceIdempotencyKey(t *testing.T) {
 	if err := insp.DeleteTask(producer.QueueDefault, id); err != nil {
 		t.Fatal(err)
 	}
+	mr.HDel("dingq:msg:{"+id+"}", "enqueued") // it died before marking it enqueued
 	if again, err := p.Send(ctx, m); err != nil || again != id {
 		t.Fatalf("retry: %q %v, want %q", again, err, id)
 	}

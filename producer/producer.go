@@ -316,6 +316,14 @@ func (p *Producer) sendOne(ctx context.Context, m *Message, payload *MessageSend
 		}
 		return "", err
 	}
+	if m.IdempotencyKey != "" {
+		// A repeated key must not queue it again once its task is in the
+		// queue: a coalesced task loses its id when asynq merges it, so the
+		// id alone cannot refuse a second one.
+		if err := p.store.SetEnqueued(ctx, id); err != nil {
+			return "", err
+		}
+	}
 	return id, nil
 }
 
@@ -345,9 +353,16 @@ func (p *Producer) resume(ctx context.Context, id, fp string, payload *MessageSe
 		// A worker has taken it: it is in the queue or done.
 		return id, nil
 	}
-	// Queued: the task is in asynq (TaskID conflict, nothing added) unless
-	// the first Send stopped before enqueueing it.
-	return id, p.enqueue(ctx, payload, sendAt, prio, group)
+	if done, err := p.store.Enqueued(ctx, id); err != nil || done {
+		return id, err
+	}
+	// Queued and not marked enqueued: the first Send stopped before (or
+	// just after) enqueueing it; a task still in asynq makes this a TaskID
+	// conflict, nothing added.
+	if err := p.enqueue(ctx, payload, sendAt, prio, group); err != nil {
+		return "", err
+	}
+	return id, p.store.SetEnqueued(ctx, id)
 }
 
 func (p *Producer) enqueue(ctx context.Context, payload *MessageSendPayload, sendAt time.Time, prio Priority, group string) error {

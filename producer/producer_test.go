@@ -136,6 +136,7 @@ func TestIdempotentRetryAfterEnqueueFailed(t *testing.T) {
 	if err := insp.DeleteTask(producer.QueueDefault, id); err != nil {
 		t.Fatal(err)
 	}
+	mr.HDel("dingq:msg:{"+id+"}", "enqueued") // it died before marking it enqueued
 	again, err := p.Send(ctx, m)
 	if err != nil || again != id {
 		t.Fatalf("retry: %q %v", again, err)
@@ -212,5 +213,28 @@ func TestUnknownPriority(t *testing.T) {
 	var ve *dingtalk.ValidationError
 	if !errors.As(err, &ve) || ve.Field != "priority" {
 		t.Errorf("Validate: got %v, want a ValidationError naming priority", err)
+	}
+}
+
+// TestIdempotentRepeatAfterTaskLeftQueue: once its task was queued, a
+// repeated key queues nothing more, even when the task has left asynq
+// (a coalesced task is deleted when asynq merges it), so the message
+// cannot be sent twice.
+func TestIdempotentRepeatAfterTaskLeftQueue(t *testing.T) {
+	p, insp, _ := setup(t, producer.Config{})
+	ctx := context.Background()
+	m := &producer.Message{App: "hr", UserIDs: []string{"u1"}, Msg: dingtalk.TextMessage("x"), IdempotencyKey: "k2"}
+	id, err := p.Send(ctx, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := insp.DeleteTask(producer.QueueDefault, id); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := p.Send(ctx, m); err != nil || again != id {
+		t.Fatalf("repeat: %q %v", again, err)
+	}
+	if _, err := insp.GetTaskInfo(producer.QueueDefault, id); !errors.Is(err, asynq.ErrTaskNotFound) {
+		t.Errorf("repeat queued the message again: %v", err)
 	}
 }

@@ -28,11 +28,20 @@ const (
 	ResultsWindow = 24 * time.Hour
 )
 
+// errBroadcastStopped stops a batch's second call when its broadcast was
+// canceled or paused since the first.
+var errBroadcastStopped = errors.New("the broadcast was canceled or paused")
+
+// busyWait is how long a delivery of a batch another delivery is sending
+// waits before it looks again.
+const busyWait = 10 * time.Second
+
 // HandleBatch sends one batch of a broadcast. A batch of a canceled
 // broadcast is canceled and one of a paused broadcast set aside, both
 // without calling DingTalk or waiting for the rate limits; a batch sent
-// before is skipped. Once DingTalk accepts the batch its task_id is
-// recorded first, then a results task is queued.
+// before is skipped (its results task queued again if its results are not
+// in). Once DingTalk accepts the batch its task_id is recorded first, then
+// a results task is queued.
 func (h *Handlers) HandleBatch(ctx context.Context, t *asynq.Task) error {
 	p, err := producer.DecodeBatch(t)
 	if err != nil {
@@ -49,12 +58,15 @@ func (h *Handlers) HandleBatch(ctx context.Context, t *asynq.Task) error {
 		return fmt.Errorf("broadcast %s has no record: %w", p.ID, asynq.SkipRetry)
 	case err != nil:
 		return err
-	case state == "S" || state == "f" || state == "c":
+	case state == "S":
+		annotate(ctx, zap.Bool("duplicate", true))
+		return h.ensureResults(ctx, p)
+	case state == "f" || state == "c":
 		annotate(ctx, zap.Bool("duplicate", true))
 		return nil
 	}
 	app, known := h.apps[p.App]
-	if known && st != outcome.StatusCanceled && st != outcome.StatusPaused {
+	if known && st != outcome.StatusCanceled && st != outcome.StatusPaused && state != "s" {
 		if err := h.limits.admit(ctx, app.Name, dingtalk.PathAsyncSendV2, len(rcpts)); err != nil {
 			return err
 		}
@@ -64,22 +76,42 @@ func (h *Handlers) HandleBatch(ctx context.Context, t *asynq.Task) error {
 		return err
 	}
 	annotate(ctx, zap.String("verdict", string(v)))
-	if v != outcome.BatchGo {
+	switch v {
+	case outcome.BatchGo:
+	case outcome.BatchBusy:
+		// Another delivery is sending it (asynq redelivered the task of a
+		// worker that stopped answering): look again later.
+		return &throttledError{err: errors.New("another delivery is sending this batch"), wait: busyWait}
+	default:
 		return nil
 	}
-	end := func(e outcome.BatchEnd) {
-		if rerr := h.retryRedis(ctx, func(ctx context.Context) error { return h.store.EndBatch(ctx, p.ID, p.Batch, e) }); rerr != nil {
+	end := func(e outcome.BatchEnd) error {
+		err := h.retryRedis(ctx, func(ctx context.Context) error { return h.store.EndBatch(ctx, p.ID, p.Batch, e) })
+		if err != nil {
 			h.log.Error("batch outcome could not be recorded", zap.String("message_id", p.ID),
-				zap.String("batch", p.Batch), zap.String("to", string(e.To)), zap.Error(rerr))
+				zap.String("batch", p.Batch), zap.String("to", string(e.To)), zap.Error(err))
 		}
+		return err
 	}
 	if !known {
 		err := fmt.Errorf("%w %q: not in this worker's dingtalk.apps", errUnknownApp, p.App)
-		end(outcome.BatchEnd{To: outcome.StatusFailed, Err: errorInfo(err), Recipients: rcpts})
+		_ = end(outcome.BatchEnd{To: outcome.StatusFailed, Err: errorInfo(err), Recipients: rcpts})
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	}
 	req := &dingtalk.SendRequest{AgentID: app.AgentID, UserIDs: p.UserIDs, DeptIDs: p.DeptIDs, Msg: p.Msg}
-	res, err := h.send(ctx, app, req, len(rcpts), true)
+	res, err := h.send(ctx, app, req, len(rcpts), func(ctx context.Context) error {
+		// A second call (throttled, or a refused token) goes out only while
+		// the broadcast runs: Cancel must not see a batch sent after it.
+		if st, err := h.store.Status(ctx, p.ID); err == nil && (st == outcome.StatusCanceled || st == outcome.StatusPaused) {
+			return errBroadcastStopped
+		}
+		return nil
+	})
+	if errors.Is(err, errBroadcastStopped) {
+		// Back to queued: the next delivery cancels or parks it.
+		_ = end(outcome.BatchEnd{To: outcome.StatusRetrying, Recipients: rcpts})
+		return &throttledError{err: err, wait: time.Second}
+	}
 	if err != nil {
 		retried, _ := asynq.GetRetryCount(ctx)
 		final, info, ret := h.judge(ctx, err, retried+1)
@@ -87,19 +119,35 @@ func (h *Handlers) HandleBatch(ctx context.Context, t *asynq.Task) error {
 		if final {
 			to = outcome.StatusFailed
 		}
-		end(outcome.BatchEnd{To: to, Err: info, Recipients: rcpts})
+		_ = end(outcome.BatchEnd{To: to, Err: info, Recipients: rcpts})
 		return ret
 	}
 	annotate(ctx, zap.Int64("dingtalk_task_id", res.TaskID), zap.String("request_id", res.RequestID))
 	// DingTalk has the batch: record that before anything else, and never
 	// answer the queue with an error that would send it again.
-	end(outcome.BatchEnd{To: outcome.StatusSent, TaskID: res.TaskID, Recipients: rcpts})
+	if err := end(outcome.BatchEnd{To: outcome.StatusSent, TaskID: res.TaskID, Recipients: rcpts}); err != nil {
+		return nil // logged; the batch stays sending and its results cannot be recorded
+	}
 	rp := &producer.ResultsPayload{Batch: *p, TaskID: res.TaskID, AcceptedAt: time.Now()}
 	if err := h.enqueueResults(ctx, rp, h.resultsDelay); err != nil {
-		h.log.Error("batch sent, but its results task could not be queued: its recipients stay pending",
-			zap.String("message_id", p.ID), zap.String("batch", p.Batch), zap.Error(err))
+		// The batch is recorded sent: the next delivery of this task does
+		// not send it again, it only queues the results task.
+		annotate(ctx, zap.NamedError("results_error", err))
+		return &throttledError{err: fmt.Errorf("queueing the results task: %w", err), wait: time.Second}
 	}
 	return nil
+}
+
+// ensureResults queues the results task of a batch recorded as sent whose
+// results are not in: the delivery that sent it stopped before queueing
+// it. The task's id makes queueing it twice harmless.
+func (h *Handlers) ensureResults(ctx context.Context, p *producer.BatchPayload) error {
+	a, in, ok, err := h.store.SentBatch(ctx, p.ID, p.Batch)
+	if err != nil || !ok || in {
+		return err
+	}
+	return h.enqueueResults(ctx, &producer.ResultsPayload{Batch: *p, TaskID: a.TaskID, AcceptedAt: a.AcceptedAt},
+		max(h.resultsDelay-time.Since(a.AcceptedAt), 0))
 }
 
 func (h *Handlers) enqueueResults(ctx context.Context, rp *producer.ResultsPayload, in time.Duration) error {
@@ -200,10 +248,19 @@ func (h *Handlers) resultsError(ctx context.Context, p *producer.ResultsPayload,
 }
 
 func (h *Handlers) recordResults(ctx context.Context, p *producer.ResultsPayload, r outcome.BatchResults) error {
-	return h.retryRedis(ctx, func(ctx context.Context) error {
+	var notSent bool
+	err := h.retryRedis(ctx, func(ctx context.Context) error {
 		_, err := h.store.RecordResults(ctx, p.Batch.ID, p.Batch.Batch, r)
+		if notSent = errors.Is(err, outcome.ErrNotSent); notSent {
+			return nil
+		}
 		return err
 	})
+	if notSent {
+		h.log.Error("results of a batch not recorded as sent: dropped", zap.String("message_id", p.Batch.ID),
+			zap.String("batch", p.Batch.Batch), zap.Int64("dingtalk_task_id", p.TaskID))
+	}
+	return err
 }
 
 // sortResults turns getsendresult's lists into the batch's results, and
@@ -309,7 +366,7 @@ func (h *Handlers) admitted(ctx context.Context, app App, api string, do func(to
 	if err := h.limits.admit(ctx, app.Name, api, 0); err != nil {
 		return err
 	}
-	return h.call(ctx, app, api, 0, true, do)
+	return h.call(ctx, app, api, 0, func(context.Context) error { return nil }, do)
 }
 
 // retryRedis runs f even when ctx is done (what happened must be written

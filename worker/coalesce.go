@@ -278,7 +278,7 @@ func (h *Handlers) sendCall(ctx context.Context, p *producer.CoalescedPayload, c
 		err = fmt.Errorf("%w %q: not in this worker's dingtalk.apps", errUnknownApp, p.App)
 	} else {
 		req := &dingtalk.SendRequest{AgentID: app.AgentID, UserIDs: users, Msg: p.Msg}
-		res, err = h.send(ctx, app, req, len(users), false)
+		res, err = h.send(ctx, app, req, len(users), nil)
 	}
 	if err != nil {
 		final, info, ret := h.judge(ctx, err, slices.Max(attempts))

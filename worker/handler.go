@@ -110,7 +110,7 @@ func (h *Handlers) HandleMessageSend(ctx context.Context, t *asynq.Task) error {
 	}
 	req := &dingtalk.SendRequest{AgentID: app.AgentID, UserIDs: p.UserIDs, DeptIDs: p.DeptIDs,
 		ToAllUser: p.ToAllUser, Msg: p.Msg}
-	res, err := h.send(ctx, app, req, cost, false)
+	res, err := h.send(ctx, app, req, cost, nil)
 	if err != nil {
 		return h.finish(ctx, p.ID, n, err)
 	}
@@ -129,9 +129,9 @@ func (h *Handlers) HandleMessageSend(ctx context.Context, t *asynq.Task) error {
 
 // send calls asyncsend_v2 with app's cached token; when DingTalk refuses the
 // token it drops it, fetches one new one and calls once more.
-func (h *Handlers) send(ctx context.Context, app App, req *dingtalk.SendRequest, cost int, throttleInPlace bool) (*dingtalk.SendResult, error) {
+func (h *Handlers) send(ctx context.Context, app App, req *dingtalk.SendRequest, cost int, again func(context.Context) error) (*dingtalk.SendResult, error) {
 	var res *dingtalk.SendResult
-	err := h.call(ctx, app, dingtalk.PathAsyncSendV2, cost, throttleInPlace, func(tok string) (err error) {
+	err := h.call(ctx, app, dingtalk.PathAsyncSendV2, cost, again, func(tok string) (err error) {
 		res, err = h.client.SendWorkNotification(ctx, tok, req)
 		return err
 	})
@@ -141,13 +141,14 @@ func (h *Handlers) send(ctx context.Context, app App, req *dingtalk.SendRequest,
 // call makes one call of app to api (admitted by the caller) with app's
 // cached token, tells the limiter how it went, and when DingTalk refuses
 // the token drops it, fetches one new one, takes a new slot and calls once
-// more. With throttleInPlace, a call DingTalk throttles for its per-app
-// rate (90018), asking for a wait no longer than the limiter's own wait in
+// more. With again set, a call DingTalk throttles for its per-app rate
+// (90018), asking for a wait no longer than the limiter's own wait in
 // place, waits that long and takes a new slot right here, once: handed
 // back, a broadcast's batch would go to the end of the queue, behind every
 // other batch. (A single message is handed back: each of its calls is an
-// attempt in its outcome.)
-func (h *Handlers) call(ctx context.Context, app App, api string, cost int, throttleInPlace bool, do func(token string) error) error {
+// attempt in its outcome.) again runs before any second call and stops it
+// with its error (a broadcast canceled meanwhile).
+func (h *Handlers) call(ctx context.Context, app App, api string, cost int, again func(context.Context) error, do func(token string) error) error {
 	tok, err := h.tokens.Token(ctx, app.Name, app.Credentials)
 	if err != nil {
 		return err
@@ -155,13 +156,16 @@ func (h *Handlers) call(ctx context.Context, app App, api string, cost int, thro
 	err = do(tok)
 	h.limits.observe(ctx, app.Name, api, err)
 	var de *dingtalk.Error
-	if wait, ok := dingtalk.RetryAfter(err); throttleInPlace && ok && errors.As(err, &de) && !de.SharedLimit() && !de.IPBanned &&
+	if wait, ok := dingtalk.RetryAfter(err); again != nil && ok && errors.As(err, &de) && !de.SharedLimit() && !de.IPBanned &&
 		wait <= h.limits.maxWait {
 		annotate(ctx, zap.Int("throttled_in_place", de.Code), zap.Duration("throttle_wait", wait))
 		if err := sleep(ctx, wait); err != nil {
 			return err
 		}
 		if err := h.limits.admit(ctx, app.Name, api, cost); err != nil {
+			return err
+		}
+		if err := again(ctx); err != nil {
 			return err
 		}
 		err = do(tok)
@@ -177,6 +181,11 @@ func (h *Handlers) call(ctx context.Context, app App, api string, cost int, thro
 	// The second call takes its own slot.
 	if err := h.limits.admit(ctx, app.Name, api, cost); err != nil {
 		return err
+	}
+	if again != nil {
+		if err := again(ctx); err != nil {
+			return err
+		}
 	}
 	err = do(tok)
 	h.limits.observe(ctx, app.Name, api, err)

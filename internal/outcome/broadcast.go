@@ -149,7 +149,20 @@ const (
 	BatchCanceled BatchVerdict = "canceled"
 	// BatchParked: the broadcast is paused; the batch is kept for Resume.
 	BatchParked BatchVerdict = "paused"
+	// BatchBusy: another delivery of the batch's task went sending less
+	// than SendingStale ago; come back later.
+	BatchBusy BatchVerdict = "busy"
 )
+
+// SendingStale is how long a batch stays another delivery's once it went
+// sending: a second delivery of its task (asynq redelivers a task whose
+// worker stopped answering) neither sends it nor cancels or parks it
+// before then, so a batch in flight is never sent twice, nor listed
+// canceled or parked while DingTalk takes it. After that the first
+// delivery is taken for dead and the batch is sent again (at least once).
+// It is longer than any one attempt: two calls of dingtalk.timeout (10 s
+// by default) and the waits for rate-limit slots.
+const SendingStale = 2 * time.Minute
 
 // ErrNotBroadcast is returned by a broadcast-only operation on a single
 // message.
@@ -167,7 +180,8 @@ func (s *Store) CreateBroadcast(ctx context.Context, o *Outcome, fingerprint str
 }
 
 // BeginBatch moves a broadcast's batch to sending and says BatchGo, unless
-// it is final already, or the broadcast is canceled (the batch is canceled,
+// it is final already, or another delivery is sending it (BatchBusy), or
+// the broadcast is canceled (the batch is canceled,
 // its recipients listed as canceled) or paused (the batch is parked with
 // its task's payload for Resume). recipients are the batch's user and
 // department ids. It returns ErrNotFound if the broadcast has no record.
@@ -175,8 +189,8 @@ func (s *Store) BeginBatch(ctx context.Context, id, batch string, recipients []s
 	now := s.now().UnixMilli()
 	keys := []string{s.keys.Outcome(id), s.keys.Batches(id), s.keys.Parked(id), s.keys.ParkGen(id),
 		s.keys.Recipients(id, ResultCanceled)}
-	args := make([]any, 0, 5+len(recipients))
-	args = append(args, now, s.retention.Milliseconds(), batch, len(recipients), payload)
+	args := make([]any, 0, 6+len(recipients))
+	args = append(args, now, s.retention.Milliseconds(), batch, len(recipients), payload, SendingStale.Milliseconds())
 	for _, r := range recipients {
 		args = append(args, r)
 	}
@@ -244,8 +258,12 @@ type Forbidden struct {
 	Code   string `json:"code"`
 }
 
+// ErrNotSent is returned by RecordResults for a batch not recorded as sent.
+var ErrNotSent = errors.New("outcome: the batch is not recorded as sent")
+
 // RecordResults records batch's results once: a second call for the same
-// batch changes nothing and returns false.
+// batch changes nothing and returns false. Results of a batch not recorded
+// as sent are refused with ErrNotSent.
 func (s *Store) RecordResults(ctx context.Context, id, batch string, r BatchResults) (bool, error) {
 	keys := []string{s.keys.Outcome(id), s.keys.Results(id), s.keys.Batches(id)}
 	for _, l := range resultLists {
@@ -268,6 +286,9 @@ func (s *Store) RecordResults(ctx context.Context, id, batch string, r BatchResu
 	n, err := recordResultsScript.Run(ctx, s.rdb, keys, args...).Int()
 	if err != nil {
 		return false, fmt.Errorf("outcome: recording results of batch %s of %s: %w", batch, id, err)
+	}
+	if n < 0 {
+		return false, ErrNotSent
 	}
 	return n == 1, nil
 }
@@ -358,7 +379,8 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// SetEnqueued records that every batch of broadcast id is in the queue.
+// SetEnqueued records that the task (or every batch) of message id is in
+// the queue.
 func (s *Store) SetEnqueued(ctx context.Context, id string) error {
 	if err := s.rdb.HSet(ctx, s.keys.Outcome(id), "enqueued", 1).Err(); err != nil {
 		return fmt.Errorf("outcome: updating %s: %w", id, err)
@@ -366,7 +388,7 @@ func (s *Store) SetEnqueued(ctx context.Context, id string) error {
 	return nil
 }
 
-// Enqueued reports whether SetEnqueued was called for broadcast id.
+// Enqueued reports whether SetEnqueued was called for message id.
 func (s *Store) Enqueued(ctx context.Context, id string) (bool, error) {
 	n, err := s.rdb.HExists(ctx, s.keys.Outcome(id), "enqueued").Result()
 	if err != nil {
@@ -393,7 +415,9 @@ func (s *Store) Pause(ctx context.Context, id string) (*Outcome, error) {
 type Parked struct {
 	Batch   string
 	Payload []byte
-	gen     string
+	// Gen counts the batch's parks: a resumed task's id includes it, so it
+	// never meets the task that parked it, still finishing.
+	Gen string
 }
 
 // Resume sets a paused broadcast going again and returns its parked
@@ -417,7 +441,7 @@ func (s *Store) Resume(ctx context.Context, id string) ([]Parked, error) {
 		b, _ := flat[i].(string)
 		p, _ := flat[i+1].(string)
 		g, _ := flat[i+2].(string)
-		out = append(out, Parked{Batch: b, Payload: []byte(p), gen: g})
+		out = append(out, Parked{Batch: b, Payload: []byte(p), Gen: g})
 	}
 	return out, nil
 }
@@ -426,7 +450,7 @@ func (s *Store) Resume(ctx context.Context, id string) ([]Parked, error) {
 // unless a pause parked it anew since.
 func (s *Store) Unpark(ctx context.Context, id string, p Parked) error {
 	keys := []string{s.keys.Outcome(id), s.keys.Batches(id), s.keys.Parked(id), s.keys.ParkGen(id)}
-	if err := unparkScript.Run(ctx, s.rdb, keys, p.Batch, p.gen).Err(); err != nil {
+	if err := unparkScript.Run(ctx, s.rdb, keys, p.Batch, p.Gen).Err(); err != nil {
 		return fmt.Errorf("outcome: unparking batch %s of %s: %w", p.Batch, id, err)
 	}
 	return nil
@@ -442,6 +466,29 @@ func verdictErr(v string) error {
 		return ErrNotBroadcast
 	}
 	return &TerminalError{Status: Status(v)}
+}
+
+// SentBatch tells, for a batch recorded as sent, DingTalk's task_id, when
+// it accepted the batch, and whether its results are recorded; ok is false
+// for a batch not recorded as sent.
+func (s *Store) SentBatch(ctx context.Context, id, batch string) (a AcceptedBatch, resultsIn, ok bool, err error) {
+	var task *redis.StringCmd
+	var res *redis.BoolCmd
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		task = p.HGet(ctx, s.keys.Tasks(id), batch)
+		res = p.HExists(ctx, s.keys.Results(id), batch)
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return a, false, false, fmt.Errorf("outcome: reading batch %s of %s: %w", batch, id, err)
+	}
+	t, at, found := strings.Cut(task.Val(), ":")
+	if !found {
+		return a, false, false, nil
+	}
+	a = AcceptedBatch{Batch: batch, AcceptedAt: millis(at)}
+	a.TaskID, _ = strconv.ParseInt(t, 10, 64)
+	return a, res.Val(), true, nil
 }
 
 // AcceptedBatch is a batch DingTalk accepted.
@@ -573,19 +620,23 @@ end
 `
 
 // beginBatchScript: KEYS record, batches, parked, parkgen, canceled list;
-// ARGV now, retention, batch, recipient count, payload, ids…
+// ARGV now, retention, batch, recipient count, payload, SendingStale ms,
+// ids…. A batch's field "<batch>@" holds when it last went sending.
 var beginBatchScript = redis.NewScript(luaBroadcast + `
 local st = redis.call('HGET', P, 'status')
 if not st then return 'missing' end
 local b = ARGV[3]
 local cur = redis.call('HGET', KEYS[2], b) or 'q'
 if cur == 'S' or cur == 'f' or cur == 'c' then return 'final' end
+if cur == 's' and tonumber(ARGV[1]) - tonumber(redis.call('HGET', KEYS[2], b .. '@') or '0') < tonumber(ARGV[6]) then
+  return 'busy'
+end
 if st == 'canceled' then
   move(cur, 'c')
   redis.call('HSET', KEYS[2], b, 'c')
   redis.call('HDEL', KEYS[3], b)
   redis.call('HINCRBY', P, 'r_canceled', tonumber(ARGV[4]))
-  if #ARGV >= 6 then pushall(KEYS[5], 6, #ARGV) end
+  if #ARGV >= 7 then pushall(KEYS[5], 7, #ARGV) end
   settle(ARGV[1])
   touch(ARGV[1], ARGV[2])
   return 'canceled'
@@ -599,7 +650,7 @@ if st == 'paused' then
   return 'paused'
 end
 move(cur, 's')
-redis.call('HSET', KEYS[2], b, 's')
+redis.call('HSET', KEYS[2], b, 's', b .. '@', ARGV[1])
 if st == 'queued' then redis.call('HSET', P, 'status', 'sending') end
 touch(ARGV[1], ARGV[2])
 return 'go'`)
@@ -632,6 +683,7 @@ return 'ok'`)
 // resultLists; ARGV now, retention, batch, resend batch or ”, resend
 // count, the six lists' lengths, then their items.
 var recordResultsScript = redis.NewScript(luaBroadcast + `
+if redis.call('HGET', KEYS[3], ARGV[3]) ~= 'S' then return -1 end
 if redis.call('HSETNX', KEYS[2], ARGV[3], ARGV[1]) == 0 then return 0 end
 local names = {'invalid', 'forbidden', 'failed', 'read', 'unread', 'unknown'}
 local i = 12

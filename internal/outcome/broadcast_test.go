@@ -1009,3 +1009,62 @@ func TestBroadcastRetention(t *testing.T) {
 		t.Errorf("keys after the retention: got %v, want none", left)
 	}
 }
+
+// TestSecondDeliveryWhileSending: a second delivery of a batch's task
+// while the first sends it neither sends it too nor cancels or parks it;
+// once SendingStale has passed, the first is taken for dead.
+func TestSecondDeliveryWhileSending(t *testing.T) {
+	s, _, c := setup(t)
+	ctx := context.Background()
+	createBroadcast(t, s, "b", 2)
+	r := ids("u", 100)
+	begin(t, s, "b", "0", r, "p", outcome.BatchGo)
+	begin(t, s, "b", "0", r, "p", outcome.BatchBusy)
+	if _, err := s.Pause(ctx, "b"); err != nil {
+		t.Fatal(err)
+	}
+	begin(t, s, "b", "0", r, "p", outcome.BatchBusy)
+	if _, err := s.Cancel(ctx, "b", 0, func([]byte) []string { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	begin(t, s, "b", "0", r, "p", outcome.BatchBusy)
+	// The first delivery's send still counts.
+	end(t, s, "b", "0", outcome.BatchEnd{To: outcome.StatusSent, TaskID: 7, Recipients: r})
+	if o := bcast(t, s, "b"); o.Broadcast.Batches.Sent != 1 || o.Broadcast.Recipients.Accepted != 100 {
+		t.Fatalf("after the first delivery ended: %+v", o.Broadcast)
+	}
+	// Batch 1 was sending when its worker died: after SendingStale the next
+	// delivery cancels it.
+	c.Add(-time.Hour) // begin it in the past
+	createBroadcast(t, s, "d", 1)
+	begin(t, s, "d", "0", r, "p", outcome.BatchGo)
+	c.Add(time.Hour)
+	if _, err := s.Cancel(ctx, "d", 0, func([]byte) []string { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	begin(t, s, "d", "0", r, "p", outcome.BatchCanceled)
+}
+
+// TestResultsOnlyForSentBatches: results of a batch not recorded as sent
+// are refused and change nothing.
+func TestResultsOnlyForSentBatches(t *testing.T) {
+	s, _, _ := setup(t)
+	ctx := context.Background()
+	createBroadcast(t, s, "b", 1)
+	begin(t, s, "b", "0", ids("u", 100), "p", outcome.BatchGo)
+	if _, err := s.RecordResults(ctx, "b", "0", outcome.BatchResults{Read: ids("u", 100)}); !errors.Is(err, outcome.ErrNotSent) {
+		t.Fatalf("RecordResults of a sending batch: %v, want ErrNotSent", err)
+	}
+	if o := bcast(t, s, "b"); o.Broadcast.Results.Read != 0 || o.Broadcast.Results.PendingBatches != 0 || o.Broadcast.Finished {
+		t.Errorf("refused results changed the record: %+v", o.Broadcast)
+	}
+	end(t, s, "b", "0", outcome.BatchEnd{To: outcome.StatusSent, TaskID: 9, Recipients: ids("u", 100)})
+	a, in, ok, err := s.SentBatch(ctx, "b", "0")
+	if err != nil || !ok || in || a.TaskID != 9 {
+		t.Fatalf("SentBatch before results: %+v in=%v ok=%v %v", a, in, ok, err)
+	}
+	record(t, s, "b", "0", outcome.BatchResults{Read: ids("u", 100)}, true)
+	if _, in, _, _ := s.SentBatch(ctx, "b", "0"); !in {
+		t.Error("SentBatch after results: not in")
+	}
+}
