@@ -116,6 +116,9 @@ var (
 		400002: true, 40035: true, 43004: true, 22: true, // bad request
 		60020: true, // IP not in whitelist
 		40089: true, 40096: true,
+		// callback registration: URL exists, no callback, bad tag, the URL
+		// did not answer success, the URL is unreachable
+		71006: true, 71007: true, 71008: true, 71009: true, 71012: true,
 	}
 	operatorCodes = map[int]bool{90020: true, 60020: true, 40089: true, 40096: true, 88: true}
 )
