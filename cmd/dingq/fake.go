@@ -30,8 +30,9 @@ func newFakeCmd() *cobra.Command {
 		Use:   "fake-dingtalk",
 		Short: "Run dingq's fake DingTalk server, for trials and tests",
 		Long: `Serves a fake of DingTalk's legacy host (gettoken, asyncsend_v2,
-getsendprogress, getsendresult, recall) with DingTalk's answers and error
-codes, and records every call. Point dingtalk.base_url at it. What it saw:
+getsendprogress, getsendresult, recall, the /call_back/ endpoints, and the
+seed's session endpoints getsession, create_session and close_session under
+/topapi/v2/) with DingTalk's answers and error codes, and records every call. Point dingtalk.base_url at it. What it saw:
 GET /_fake/stats, /_fake/calls, /_fake/sent; POST /_fake/reset.
 
 It enforces DingTalk's rate limits, standard edition by default (0 turns one
@@ -63,7 +64,16 @@ GET/POST/DELETE /_fake/faults (list, add one as JSON, clear). A fault answers
 an errcode ("code", with "sub_code" and "msg"), an HTTP status ("status"),
 the per-IP ban ("ip_ban"), never ("hang"), and/or late ("latency"), on one
 endpoint ("path") or all, for the next "times" calls or a "fraction" of them.
-POST /_fake/revoke?app=APPKEY revokes an app's token at once.`,
+POST /_fake/revoke?app=APPKEY revokes an app's token at once.
+
+Callbacks: register_call_back posts DingTalk's encrypted check_url event to
+the URL (owner key: the app's corp id, else its key) and wants an encrypted
+"success" within 1500 ms (else 71012 unreachable, 71009 anything else).
+POST /_fake/push {"app":"APPKEY","events":[{"EventType":"user_add_org",...}],"times":2}
+pushes events to the app's callback, each "times" times in a row as
+DingTalk's re-pushes do; the events not taken wait in
+get_call_back_failed_result. GET /_fake/callbacks lists the registrations
+(never their token or aes_key).`,
 		Example: `  dingq fake-dingtalk --listen 127.0.0.1:9090 --app dingfakehr:s3cret:123456
   dingq fake-dingtalk --app dingfakehr:s3cret --calls-per-second 40 --ban 1m
   dingq fake-dingtalk --app dingfakehr:s3cret --delivery-time 30s --result-invalid 0.02 --result-read 0.6

@@ -32,24 +32,42 @@ const (
 	// PathAdminResults shows (GET) and sets (PUT, Results as JSON) what
 	// getsendresult reports of delivered users.
 	PathAdminResults = adminPrefix + "results"
+	// PathAdminPush pushes events to an app's callback: POST with
+	// {"app":"KEY","events":[{...},...],"times":N}.
+	PathAdminPush = adminPrefix + "push"
+	// PathAdminCallbacks lists the registered callbacks (GET), without
+	// their secrets.
+	PathAdminCallbacks = adminPrefix + "callbacks"
 )
 
 // adminMethods are the HTTP methods each admin endpoint takes.
 var adminMethods = map[string][]string{
-	PathAdminCalls:   {http.MethodGet},
-	PathAdminSent:    {http.MethodGet},
-	PathAdminStats:   {http.MethodGet},
-	PathAdminReset:   {http.MethodPost},
-	PathAdminFaults:  {http.MethodGet, http.MethodPost, http.MethodDelete},
-	PathAdminRevoke:  {http.MethodPost},
-	PathAdminLimits:  {http.MethodGet, http.MethodPut},
-	PathAdminResults: {http.MethodGet, http.MethodPut},
+	PathAdminCalls:     {http.MethodGet},
+	PathAdminSent:      {http.MethodGet},
+	PathAdminStats:     {http.MethodGet},
+	PathAdminReset:     {http.MethodPost},
+	PathAdminFaults:    {http.MethodGet, http.MethodPost, http.MethodDelete},
+	PathAdminRevoke:    {http.MethodPost},
+	PathAdminLimits:    {http.MethodGet, http.MethodPut},
+	PathAdminResults:   {http.MethodGet, http.MethodPut},
+	PathAdminPush:      {http.MethodPost},
+	PathAdminCallbacks: {http.MethodGet},
 }
 
 // Stats is the answer of GET /_fake/stats.
 type Stats struct {
 	Calls int `json:"calls"`
 	Sent  int `json:"sent"`
+	// Pushed counts the events pushed to callbacks ([Server.Push] and
+	// POST /_fake/push) that the receiver took (answered an encrypted
+	// "success"); the check_url of registrations is not counted.
+	Pushed int `json:"pushed"`
+	// PushFailed counts the events pushed that the receiver did not take,
+	// and that went to their app's failed list.
+	PushFailed int `json:"push_failed"`
+	// SessionsOpen counts the sessions create_session opened and
+	// close_session did not close.
+	SessionsOpen int `json:"sessions_open"`
 	// TokenFetches counts gettoken calls by the appkey or corpid they named.
 	TokenFetches map[string]int `json:"token_fetches"`
 	// Faulted counts the calls a fault fired on, latency alone included.
@@ -81,8 +99,8 @@ type Stats struct {
 	Limits Limits `json:"limits"`
 }
 
-// Stats returns how many calls, accepted sends, recalled tasks and faulted
-// calls the fake has seen, its gettoken calls by the appkey or corpid they
+// Stats returns how many calls, accepted sends, recalled tasks, faulted
+// calls, pushed events and open sessions the fake has seen, its gettoken calls by the appkey or corpid they
 // named, what the limits refused and dropped, and the highest rates each
 // app reached. The maps are never nil.
 func (s *Server) Stats() Stats {
@@ -91,6 +109,9 @@ func (s *Server) Stats() Stats {
 	return Stats{
 		Calls:                  len(s.calls),
 		Sent:                   len(s.sent),
+		Pushed:                 s.pushed,
+		PushFailed:             s.pushFailed,
+		SessionsOpen:           s.openSessions(),
 		TokenFetches:           maps.Clone(s.fetches),
 		Faulted:                s.faulted,
 		Throttled:              s.throttled,
@@ -125,6 +146,21 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		v = s.redactedSent()
 	case PathAdminStats:
 		v = s.Stats()
+	case PathAdminCallbacks:
+		v = s.Callbacks()
+	case PathAdminPush:
+		var req pushRequest
+		err := decodeStrict(w, r, &req, "push", `{"app":"KEY","events":[...],"times":N}`)
+		var pushed, failed int
+		if err == nil {
+			pushed, failed, err = s.pushAll(req)
+		}
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		okReply(field{"pushed", pushed}, field{"failed", failed}).write(w)
+		return
 	case PathAdminReset:
 		s.Reset()
 		okReply().write(w)

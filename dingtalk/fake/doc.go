@@ -54,6 +54,16 @@
 //     agent_id other than the app's; and 400002 for a task that is not one
 //     of the app's sends of the last 24 hours ([SendResultRetention]) with
 //     that agent_id.
+//   - The callback endpoints, one registration per app (the token's):
+//     POST /call_back/register_call_back and /call_back/update_call_back
+//     with a dingtalk.Callback {"call_back_tag":[…],"token","aes_key","url"};
+//     GET /call_back/get_call_back (errcode 0 and the four fields at the
+//     top level), /call_back/delete_call_back and
+//     /call_back/get_call_back_failed_result. See "Callbacks" below.
+//   - The session endpoints, which DingTalk does not publish: dingq's
+//     seed contract, at the paths of Options.SessionPaths (by default
+//     dingtalk.DefaultPathGetSession, DefaultPathCreateSession and
+//     DefaultPathCloseSession, under /topapi/). See "Sessions" below.
 //   - Any other path under /topapi/, or a topapi path called with the wrong
 //     HTTP method: errcode 22 "Invalid method". Any other unknown path, or
 //     /gettoken with a method other than GET: HTTP 404 with
@@ -125,6 +135,68 @@
 // fraction read. A hash of the user id alone decides each user's fate, so
 // a user has the same one in every task, and [Results.Fate] tells it.
 //
+// # Callbacks
+//
+// register_call_back and update_call_back check the body as DingTalk
+// does, in order: the access token (41001 missing, 40014 unknown, expired
+// or revoked: the legacy host answers these directly, not as 88), a body
+// that is not JSON (400002); call_back_tag empty or with a tag not in
+// [CallbackTags] (71008; check_url is not one); token not of 6 to 64
+// characters, or aes_key not of 43 characters of [a-zA-Z0-9] (400002,
+// naming the field); url missing (41010) or not an absolute http(s) URL
+// (71011); then whether the app has a registration (registering again:
+// 71006; updating none: 71007). Then, as DingTalk does, the fake POSTs the
+// event {"EventType":"check_url"} to the URL, sealed as below, and waits
+// at most [CallbackTimeout] (1500 ms) for the answer, without holding the
+// server's lock: an answer that is the JSON of a dingtalk.CallbackResponse
+// whose signature verifies and whose encrypt opens (same owner key) to the
+// text "success" registers (or updates) the callback and answers ok; no
+// answer (connection refused or reset, timeout) answers 71012, and any
+// other answer (plain "success", another text, an HTTP status but 200)
+// 71009, and leaves the registration as it was. get_call_back and
+// delete_call_back answer 71007 when the app has none. The recorded call
+// shows the callback's token and aes_key as "***".
+//
+// An event goes to a callback as DingTalk sends it: POST
+// URL?signature=S&timestamp=TS&nonce=N with the body {"encrypt":"…"},
+// sealed with dingtalk.NewCallbackCrypto(token, aes_key, owner key), the
+// owner key being the app's CorpID if it has one, else its Key; TS is the
+// fake's clock (Options.Now) in ms and N a random nonce, new for every
+// post. [Server.Push] posts one event, synchronously and without the lock,
+// and POST /_fake/push posts many; each is taken if the answer is an
+// encrypted "success", as above. An event not taken goes to the app's
+// failed list, and Push returns a *[PushError]. Events are pushed whatever
+// the registration's tags. get_call_back_failed_result answers
+// {"has_more":B,"failed_list":[…]}, the oldest [MaxFailedPerCall] (200)
+// events at most, each as {"<tag>":EVENT,"call_back_tag":"<tag>",
+// "event_time":MS} (the tag is the event's EventType; an event without
+// one is under "event", with call_back_tag ""), and forgets the events it
+// returned. Deleting a callback keeps its app's failed list; Reset
+// forgets callbacks and failed lists.
+//
+// # Sessions
+//
+// DingTalk publishes no session API (dingtalk-api.md, "Sessions"); the
+// fake implements the one dingq's seed describes, all three by POST with
+// the access token, checked as topapi's (88):
+//
+//   - getsession {"userid":ID} answers "result":{"session":S}, S being
+//     [SessionOf](ID): the same for the same user, always.
+//   - create_session, a dingtalk.SessionRequest
+//     {"session_id","app_key","chatid","user_id"}, opens a session of the
+//     token's app and answers "result":{"session_id":ID}: the one given,
+//     or a new one if none. Opening an id the app has open answers 400002
+//     "会话已存在"; a closed one may be opened again.
+//   - close_session, the same body, closes it and answers
+//     "result":{"success":true}; a session the app does not have open
+//     answers 400002 "会话不存在或已关闭".
+//
+// A body that is not JSON answers 400002; a missing userid (getsession)
+// or user_id (create_session) 40035, as does a missing session_id
+// (close_session). A user whose [Results.Fate] is FateInvalid, under the
+// Results in force, is unknown: getsession and create_session answer
+// 60121 "找不到该用户". Reset forgets the sessions.
+//
 // Every call to the DingTalk endpoints is recorded as a [Call], with the
 // fault that fired on it, or the limit that refused it, if any; read them with [Server.Calls],
 // [Server.Sent], [Server.TokenFetches] and [Server.Stats], or over HTTP from
@@ -133,12 +205,14 @@
 //	GET    /_fake/calls          every Call, as JSON
 //	GET    /_fake/sent           every accepted send, as JSON, with "dropped":[{"id":ID,"code":C},...]
 //	                             and "recalled":TIME if recalled
-//	GET    /_fake/stats          {"calls":N,"sent":N,"token_fetches":{"<appkey>":N,...},"faulted":N,
+//	GET    /_fake/stats          {"calls":N,"sent":N,"pushed":N,"push_failed":N,"sessions_open":N,
+//	                             "token_fetches":{"<appkey>":N,...},"faulted":N,
 //	                             "throttled":N,"ip_banned":N,"max_calls_per_second":{"<appkey>":N,...},
 //	                             "max_recipients_per_minute":{...},"dropped":{"<appkey>":N,...},
 //	                             "dropped_by_code":{"143103":N,...},"recalled":N,"limits":{...}}
-//	POST   /_fake/reset          forget calls, sends, tokens, faults and what the limits
-//	                             counted (daily limits included); apps, limits and results stay
+//	POST   /_fake/reset          forget calls, sends, tokens, faults, what the limits
+//	                             counted (daily limits included), callbacks, failed events
+//	                             and sessions; apps, limits and results stay
 //	POST   /_fake/revoke?app=ID  revoke the token of the app with that appkey or corpid:
 //	                             {"errcode":0,"errmsg":"ok","revoked":true|false}
 //	GET    /_fake/faults         the active faults, as JSON
@@ -153,6 +227,14 @@
 //	PUT    /_fake/results        set the Results in the body, such as
 //	                             {"invalid":0.1,"read":0.5}, for the tasks sent from then on;
 //	                             a field left out is 0; 400 naming the field if invalid
+//	GET    /_fake/callbacks      the registered callbacks, as [CallbackInfo]: app, call_back_tag,
+//	                             url, registered, failed (events waiting); never token or aes_key
+//	POST   /_fake/push           push events to an app's callback, as Push does:
+//	                             {"app":"KEY","events":[{...},...],"times":N} pushes each event
+//	                             N times in a row (default 1; DingTalk's re-pushes: the same
+//	                             content, a new timestamp and nonce each time), and answers
+//	                             {"errcode":0,"errmsg":"ok","pushed":N,"failed":M} (taken and not
+//	                             taken); 400 for a bad body, an unknown app or one with no callback
 //
 // Neither the records nor the admin endpoints ever show an app secret or an
 // access token, revoked ones included: the token travels in the query,
@@ -162,7 +244,8 @@
 // Each endpoint is one entry of a route table and one handler, run with the
 // server's lock held; faults are chosen and limits applied under the lock,
 // but a fault's latency and hanging wait without it, so other calls go on
-// meanwhile.
+// meanwhile, and so do the check_url of register and update_call_back and
+// every push (a receiver may even call the fake while it answers).
 //
 // This package imports only the standard library and dingq's dingtalk
 // package; it must never import asynq, go-redis or any other dingq package.

@@ -67,6 +67,10 @@ type Options struct {
 	// Results say what getsendresult reports of the delivered users. If
 	// nil, the zero Results: every delivered user is unread.
 	Results *Results
+	// SessionPaths are the paths of the session endpoints, which DingTalk
+	// does not publish. A path left "" is its default: the
+	// dingtalk.DefaultPath…Session constants.
+	SessionPaths SessionPaths
 }
 
 func (o *Options) setDefaults() {
@@ -76,6 +80,7 @@ func (o *Options) setDefaults() {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	o.SessionPaths.setDefaults()
 }
 
 // Server is the fake DingTalk host, an http.Handler. It is safe for
@@ -114,11 +119,18 @@ type Server struct {
 	recalled               int // tasks recalled
 
 	results Results
+
+	callbacks    map[string]*registration // by app id
+	failedEvents map[string][]failedEvent // by app id, oldest first
+	pushed       int                      // events pushed and taken
+	pushFailed   int                      // events pushed and not taken
+	sessions     map[sessionKey]*session
 }
 
 // New returns a fake host that knows apps. opts may be nil. It panics on an
-// App with neither Key nor CorpID, and on Limits or Results that do not
-// validate.
+// App with neither Key nor CorpID, on Limits or Results that do not
+// validate, and on SessionPaths that do not start with "/", are under
+// /_fake/ or are another endpoint's.
 func New(apps []App, opts *Options) *Server {
 	s := &Server{byKey: map[string]*App{}, byCorp: map[string]*App{}}
 	if opts != nil {
@@ -208,25 +220,37 @@ func (s *Server) reset() {
 	s.droppedByCode = map[string]int{}
 	s.daily = map[string]*appDay{}
 	s.recalled = 0
+	s.callbacks = map[string]*registration{}
+	s.failedEvents = map[string][]failedEvent{}
+	s.pushed, s.pushFailed = 0, 0
+	s.sessions = map[sessionKey]*session{}
 }
 
 // route is one endpoint of the fake host.
 type route struct {
 	// method is the only HTTP method the endpoint takes.
 	method string
-	// handle answers one call; it runs with s.mu held.
+	// handle answers one call; it runs with s.mu held (register and
+	// update_call_back release it while they post the check_url event).
 	handle func(x *exchange) reply
 }
 
 // defaultRoutes is the table of DingTalk endpoints the fake implements.
 func (s *Server) defaultRoutes() map[string]route {
-	return map[string]route{
-		dingtalk.PathGetToken:        {method: http.MethodGet, handle: s.getToken},
-		dingtalk.PathAsyncSendV2:     {method: http.MethodPost, handle: s.asyncSendV2},
-		dingtalk.PathGetSendProgress: {method: http.MethodPost, handle: s.getSendProgress},
-		PathGetSendResult:            {method: http.MethodPost, handle: s.getSendResult},
-		dingtalk.PathRecall:          {method: http.MethodPost, handle: s.recall},
+	routes := map[string]route{
+		dingtalk.PathGetToken:         {method: http.MethodGet, handle: s.getToken},
+		dingtalk.PathAsyncSendV2:      {method: http.MethodPost, handle: s.asyncSendV2},
+		dingtalk.PathGetSendProgress:  {method: http.MethodPost, handle: s.getSendProgress},
+		PathGetSendResult:             {method: http.MethodPost, handle: s.getSendResult},
+		dingtalk.PathRecall:           {method: http.MethodPost, handle: s.recall},
+		dingtalk.PathRegisterCallback: {method: http.MethodPost, handle: s.registerCallback},
+		dingtalk.PathUpdateCallback:   {method: http.MethodPost, handle: s.updateCallback},
+		dingtalk.PathGetCallback:      {method: http.MethodGet, handle: s.getCallback},
+		dingtalk.PathDeleteCallback:   {method: http.MethodGet, handle: s.deleteCallback},
+		dingtalk.PathCallbackFailed:   {method: http.MethodGet, handle: s.callbackFailed},
 	}
+	s.addSessionRoutes(routes)
+	return routes
 }
 
 // exchange is one call being answered.
