@@ -1,6 +1,9 @@
 package outcome
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Status is where a message is in its life.
 type Status string
@@ -31,7 +34,10 @@ func (s Status) Terminal() bool {
 
 // Outcome is the record of one message.
 type Outcome struct {
-	ID     string `json:"id"`
+	ID string `json:"id"`
+	// Kind is empty for a message, "broadcast" for a broadcast, and the
+	// action of other tasks ("session.create"…).
+	Kind   string `json:"kind,omitempty"`
 	App    string `json:"app"`
 	Status Status `json:"status"`
 	// TaskID is DingTalk's task_id, once it accepted the message.
@@ -51,6 +57,9 @@ type Outcome struct {
 	UpdatedAt  time.Time `json:"updated_at"`
 	// History lists the attempts, oldest first (at most MaxHistory).
 	History []Attempt `json:"history,omitempty"`
+	// Result is what DingTalk answered, for tasks that ask it something
+	// (sessions, callback registrations).
+	Result json.RawMessage `json:"result,omitempty"`
 	// Recalled is true once a single message was recalled at DingTalk (a
 	// broadcast says so in Broadcast.Recall).
 	Recalled bool `json:"recalled,omitempty"`

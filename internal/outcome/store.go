@@ -109,6 +109,12 @@ func (s *Store) create(ctx context.Context, o *Outcome, fingerprint string, extr
 	return n == 1, nil
 }
 
+// CreateKind is Create for a task of another kind than a message
+// ("session.create", "callback.register"…).
+func (s *Store) CreateKind(ctx context.Context, o *Outcome, kind string) (bool, error) {
+	return s.create(ctx, o, "", fieldKind, kind)
+}
+
 // Fingerprint returns the fingerprint recorded with id by Create.
 func (s *Store) Fingerprint(ctx context.Context, id string) (string, error) {
 	fp, err := s.rdb.HGet(ctx, s.keys.Outcome(id), fieldFingerprint).Result()
@@ -157,6 +163,10 @@ func (s *Store) Get(ctx context.Context, id string) (*Outcome, error) {
 		SendAt:     millis(m[fieldSendAt]),
 	}
 	o.TaskID, _ = strconv.ParseInt(m[fieldTaskID], 10, 64)
+	if r := m[fieldResult]; r != "" {
+		o.Result = json.RawMessage(r)
+	}
+	o.Kind = m[fieldKind]
 	if m["kind"] == KindBroadcast {
 		o.Broadcast = broadcastOf(m)
 	} else {
@@ -189,6 +199,8 @@ type Transition struct {
 	// Attempt, when set, is appended to the history. Its At is set by the
 	// store if zero.
 	Attempt *Attempt
+	// Result, if set, is what DingTalk answered (a session task's result).
+	Result json.RawMessage
 }
 
 // Status returns the status of id's record, or ErrNotFound: one read, for
@@ -233,6 +245,9 @@ func (s *Store) Apply(ctx context.Context, id string, t Transition) (int, error)
 	if t.RequestID != "" {
 		args = append(args, fieldRequestID, t.RequestID)
 	}
+	if len(t.Result) > 0 {
+		args = append(args, fieldResult, string(t.Result))
+	}
 	if t.Err != nil {
 		args = append(args, fieldErrCode, t.Err.Code, fieldErrSubCode, t.Err.SubCode,
 			fieldErrClass, t.Err.Class, fieldErrMessage, t.Err.Message)
@@ -265,6 +280,8 @@ const (
 	fieldUpdated     = "updated_at"
 	fieldSendAt      = "send_at"
 	fieldFingerprint = "fingerprint"
+	fieldResult      = "result"
+	fieldKind        = "kind"
 	fieldErrCode     = "err_code"
 	fieldErrSubCode  = "err_sub_code"
 	fieldErrClass    = "err_class"
