@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/dingq/dingq/dingtalk"
@@ -11,6 +12,7 @@ import (
 	"github.com/dingq/dingq/internal/token"
 	"github.com/dingq/dingq/producer"
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 )
 
@@ -53,6 +55,13 @@ type Handlers struct {
 	resultsDelay    time.Duration
 	resultsMaxDelay time.Duration
 	resendDelay     time.Duration
+	// Callbacks and sessions.
+	rdb          redis.UniversalClient
+	keyPrefix    string
+	callback     *CallbackConfig
+	httpClient   *http.Client
+	sessionPaths SessionPaths
+	events       *producer.Producer
 }
 
 // errUnknownApp fails a message for an app the worker is not configured for.

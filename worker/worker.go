@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/dingq/dingq/dingtalk"
@@ -87,6 +88,12 @@ type Config struct {
 	// (or CoalesceWindow, if longer).
 	CoalesceWindow   time.Duration
 	CoalesceMaxDelay time.Duration
+	// Callback, if set, is the apps' callback registration and where
+	// pushed events go.
+	Callback *CallbackConfig
+	// SessionPaths are the session endpoints (seed 001); empty ones take
+	// the seed article's.
+	SessionPaths SessionPaths
 	// Logger receives the worker's logs. If nil, nothing is logged.
 	Logger *zap.Logger
 }
@@ -182,6 +189,9 @@ type Worker struct {
 	srv      *asynq.Server
 	mux      *asynq.ServeMux
 	handlers *Handlers
+	// stopPull ends the pull of failed callbacks, if any.
+	stopPull context.CancelFunc
+	pullDone chan struct{}
 }
 
 // New returns a worker for cfg; Start or Run starts it.
@@ -205,7 +215,18 @@ func New(cfg Config) (*Worker, error) {
 		resultsDelay:    cfg.ResultsDelay,
 		resultsMaxDelay: cfg.ResultsMaxDelay,
 		resendDelay:     cfg.ResendDelay,
+		rdb:             cfg.Redis,
+		keyPrefix:       cfg.KeyPrefix,
+		callback:        cfg.Callback,
+		httpClient:      &http.Client{Timeout: sinkTimeout},
+		sessionPaths:    cfg.SessionPaths.withDefaults(),
 	}
+	events, err := producer.New(producer.Config{Redis: cfg.Redis, KeyPrefix: cfg.KeyPrefix, Retention: cfg.Retention,
+		MaxRetry: cfg.MaxRetry})
+	if err != nil {
+		return nil, err
+	}
+	h.events = events
 	for _, a := range cfg.Apps {
 		h.apps[a.Name] = a
 	}
@@ -231,15 +252,36 @@ func New(cfg Config) (*Worker, error) {
 	mux.HandleFunc(producer.TypeBroadcastBatch, h.HandleBatch)
 	mux.HandleFunc(producer.TypeSendResults, h.HandleResults)
 	mux.HandleFunc(producer.TypeRecall, h.HandleRecall)
+	mux.HandleFunc(producer.TypeCallbackEvent, h.HandleCallbackEvent)
+	mux.HandleFunc(producer.TypeCallbackAdmin, h.HandleCallbackAdmin)
+	mux.HandleFunc(producer.TypeCallbackFailed, h.HandleCallbackFailed)
+	mux.HandleFunc(producer.TypeSession, h.HandleSession)
 	return &Worker{srv: srv, mux: mux, handlers: h}, nil
 }
 
 // Start starts taking tasks and returns; Shutdown stops.
-func (w *Worker) Start() error { return w.srv.Start(w.mux) }
+func (w *Worker) Start() error {
+	if err := w.srv.Start(w.mux); err != nil {
+		return err
+	}
+	if cb := w.handlers.callback; cb != nil && cb.FailedPullInterval > 0 {
+		ctx, cancel := context.WithCancel(context.Background())
+		w.stopPull, w.pullDone = cancel, make(chan struct{})
+		go func() {
+			defer close(w.pullDone)
+			w.handlers.pullFailed(ctx, cb.FailedPullInterval)
+		}()
+	}
+	return nil
+}
 
 // Shutdown stops taking tasks, waits up to the shutdown timeout for running
 // ones and hands the rest back to the queue, then stops token refreshes.
 func (w *Worker) Shutdown() {
+	if w.stopPull != nil {
+		w.stopPull()
+		<-w.pullDone
+	}
 	w.srv.Shutdown()
 	w.handlers.tokens.Close()
 }

@@ -27,6 +27,7 @@ const (
 )
 
 type env struct {
+	client   *dingtalk.Client
 	fake     *fake.Server
 	producer *producer.Producer
 	rdb      *redis.Client
@@ -46,6 +47,8 @@ type opts struct {
 	concurrency int
 	// fake, if set, are the fake's options (Limits above win).
 	fake *fake.Options
+	// callback, if set, is the worker's callback configuration.
+	callback *worker.CallbackConfig
 }
 
 func setup(t *testing.T, o opts) *env {
@@ -88,6 +91,7 @@ func setup(t *testing.T, o opts) *env {
 		PollInterval:   20 * time.Millisecond,
 		ResultsDelay:   10 * time.Millisecond,
 		ResendDelay:    10 * time.Millisecond,
+		Callback:       o.callback,
 		Logger:         zaptest.NewLogger(t),
 	})
 	if err != nil {
@@ -102,7 +106,7 @@ func setup(t *testing.T, o opts) *env {
 		t.Fatal(err)
 	}
 	insp := asynq.NewInspectorFromRedisClient(rdb)
-	return &env{fake: fk, producer: p, rdb: rdb, insp: insp}
+	return &env{fake: fk, producer: p, rdb: rdb, insp: insp, client: client}
 }
 
 func (e *env) send(t *testing.T, m *producer.Message) string {

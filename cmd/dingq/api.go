@@ -7,9 +7,12 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/dingq/dingq/dingtalk"
 	"github.com/dingq/dingq/internal/api"
+	"github.com/dingq/dingq/internal/callback"
 	"github.com/dingq/dingq/internal/config"
 	"github.com/dingq/dingq/producer"
+	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 )
@@ -30,16 +33,30 @@ func newAPICmd(g *globals) *cobra.Command {
 				return fmt.Errorf("api.listen: %w", err)
 			}
 			e.log.Info("api listening", zap.String("addr", ln.Addr().String()), zap.Int("tokens", len(e.cfg.API.Tokens)))
-			return serveAPI(cmd.Context(), ln, p, e.cfg.API, e.log)
+			return serveAPI(cmd.Context(), ln, p, e.cfg, e.redis, e.log)
 		},
 	}
 }
 
 // serveAPI serves the API on ln until ctx is done, then drains requests for
 // up to 10 seconds.
-func serveAPI(ctx context.Context, ln net.Listener, p *producer.Producer, c config.API, log *zap.Logger) error {
-	h, err := api.New(api.Config{Producer: p, Tokens: c.Tokens, MaxBodyBytes: c.MaxBodyBytes,
-		MaxRecipients: c.MaxRecipients, Logger: log.Named("api")})
+func serveAPI(ctx context.Context, ln net.Listener, p *producer.Producer, cfg *config.Config, rdb redis.UniversalClient, log *zap.Logger) error {
+	c := cfg.API
+	ac := api.Config{Producer: p, Tokens: c.Tokens, MaxBodyBytes: c.MaxBodyBytes,
+		MaxRecipients: c.MaxRecipients, Logger: log.Named("api")}
+	if cb := cfg.Callback; cb.On() {
+		crypto, err := dingtalk.NewCallbackCrypto(cb.Token, cb.AESKey, cb.OwnerKey)
+		if err != nil {
+			return fmt.Errorf("callback: %w", err)
+		}
+		rcv, err := callback.New(callback.Config{Crypto: crypto, Redis: rdb, KeyPrefix: cfg.Redis.KeyPrefix,
+			Window: cb.TimestampWindow, Enqueue: p.EnqueueEvent, Logger: log.Named("callback")})
+		if err != nil {
+			return err
+		}
+		ac.Callbacks = map[string]http.Handler{"": rcv}
+	}
+	h, err := api.New(ac)
 	if err != nil {
 		return err
 	}

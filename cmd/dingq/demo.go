@@ -99,7 +99,7 @@ func runDemo(ctx context.Context, out io.Writer, listen, level string) error {
 	apiErr := make(chan error, 1)
 	apiCtx, stopAPI := context.WithCancel(ctx)
 	defer stopAPI()
-	go func() { apiErr <- serveAPI(apiCtx, ln, p, cfg.API, log) }()
+	go func() { apiErr <- serveAPI(apiCtx, ln, p, cfg, rdb, log) }()
 
 	fmt.Fprintf(out, "dingq demo: in-memory redis %s, fake DingTalk %s, API %s\n", mr.Addr(), cfg.DingTalk.BaseURL, apiURL)
 	start := time.Now()

@@ -15,6 +15,7 @@ import (
 	"github.com/dingq/dingq/dingtalk/fake"
 	"github.com/dingq/dingq/internal/redistest"
 	"github.com/dingq/dingq/producer"
+	"github.com/redis/go-redis/v9"
 )
 
 // The fleet tests run what issue 3 promises with real processes: one
@@ -42,6 +43,7 @@ type fleet struct {
 	env      []string
 	// apiURL is where startAPI's api listens.
 	apiURL string
+	rdb    *redis.Client
 }
 
 var (
@@ -88,6 +90,10 @@ type fleetOpts struct {
 	// workerYAML is added to the worker section of the config, as
 	// "key: value" lines.
 	workerYAML string
+	// extraYAML is added to the config at the top level (whole sections).
+	extraYAML string
+	// apiAddr, if set, is where startAPI's api listens.
+	apiAddr string
 }
 
 func startFleetWith(t *testing.T, o fleetOpts, apps ...fleetApp) *fleet {
@@ -105,7 +111,11 @@ func startFleetWith(t *testing.T, o fleetOpts, apps ...fleetApp) *fleet {
 	if lifetime > 0 {
 		args = append(args, "--token-lifetime", lifetime.String())
 	}
-	fl := &fleet{t: t, fakeURL: "http://" + fakeAddr, apps: map[string]fleetApp{}, apiURL: "http://" + freeAddr(t)}
+	apiAddr := o.apiAddr
+	if apiAddr == "" {
+		apiAddr = freeAddr(t)
+	}
+	fl := &fleet{t: t, fakeURL: "http://" + fakeAddr, apps: map[string]fleetApp{}, apiURL: "http://" + apiAddr, rdb: rs.Client(t)}
 	var cfgApps strings.Builder
 	var names []string
 	for _, a := range apps {
@@ -144,7 +154,8 @@ api:
   listen: %s
 log:
   level: info
-`, rs.Addr, fl.fakeURL, cfgApps.String(), concurrency, indent(o.workerYAML, "  "), strings.TrimPrefix(fl.apiURL, "http://")))
+%s
+`, rs.Addr, fl.fakeURL, cfgApps.String(), concurrency, indent(o.workerYAML, "  "), strings.TrimPrefix(fl.apiURL, "http://"), o.extraYAML))
 	env := []string{"DINGQ_CONFIG=" + cfg}
 	fl.bin, fl.dir, fl.env = bin, dir, env
 	for i := range n {

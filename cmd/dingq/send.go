@@ -146,6 +146,12 @@ func flagName(field string) string {
 		return "--idempotency-key"
 	case "priority":
 		return "--priority"
+	case "userid":
+		return "--user"
+	case "session_id":
+		return "--session-id"
+	case "chatid":
+		return "--chat-id"
 	}
 	return field
 }

@@ -127,8 +127,23 @@ func newWorker(cfg *config.Config, rdb redis.UniversalClient, log *zap.Logger) (
 		MaxRetry:         cfg.Worker.MaxRetry,
 		CoalesceWindow:   cfg.Worker.CoalesceWindow,
 		CoalesceMaxDelay: cfg.Worker.CoalesceMaxDelay,
+		Callback:         workerCallback(cfg.Callback),
+		SessionPaths:     worker.SessionPaths(cfg.DingTalk.SessionPaths),
 		Logger:           log.Named("worker"),
 	})
+}
+
+func workerCallback(c config.Callback) *worker.CallbackConfig {
+	if !c.On() && c.ForwardURL == "" && c.Stream == "" {
+		return nil
+	}
+	w := &worker.CallbackConfig{Token: c.Token, AESKey: c.AESKey, URL: c.URL, Tags: c.Tags,
+		ForwardURL: c.ForwardURL, ForwardSecret: c.ForwardSecret, ForwardEvents: c.ForwardEvents,
+		StreamKey: c.Stream, StreamMaxLen: c.StreamMaxLen, StreamEvents: c.StreamEvents}
+	if c.FailedPullInterval != nil {
+		w.FailedPullInterval = *c.FailedPullInterval
+	}
+	return w
 }
 
 func newProducer(cfg *config.Config, rdb redis.UniversalClient) (*producer.Producer, error) {

@@ -33,6 +33,10 @@ type Config struct {
 	// MaxRecipients caps the user and department ids of one message. If
 	// zero, producer.DefaultMaxRecipients.
 	MaxRecipients int
+	// Callbacks are the callback receivers by name: "" is served at
+	// POST /v1/callbacks/dingtalk, any other at /v1/callbacks/dingtalk/{name}.
+	// They take no bearer token: DingTalk's signature is their check.
+	Callbacks map[string]http.Handler
 	// Logger receives one line per request. If nil, nothing is logged.
 	Logger *zap.Logger
 }
@@ -74,6 +78,15 @@ func New(cfg Config) (*Server, error) {
 	s.mux.HandleFunc("POST /v1/messages/{id}/resume", s.auth(s.handleResume))
 	s.mux.HandleFunc("POST /v1/messages/{id}/recall", s.auth(s.handleRecall))
 	s.mux.HandleFunc("GET /v1/messages/{id}/recipients", s.auth(s.handleRecipients))
+	s.mux.HandleFunc("POST /v1/sessions", s.auth(s.handleSessionCreate))
+	s.mux.HandleFunc("GET /v1/sessions/{id}", s.auth(s.handleSessionStatus))
+	for name, h := range cfg.Callbacks {
+		if name == "" {
+			s.mux.Handle("POST /v1/callbacks/dingtalk", h)
+		} else {
+			s.mux.Handle("POST /v1/callbacks/dingtalk/"+name, h)
+		}
+	}
 	s.mux.HandleFunc("GET /healthz", s.handleHealth)
 	s.mux.HandleFunc("GET /readyz", s.handleReady)
 	s.mux.HandleFunc("/", s.handleNotFound)
@@ -148,20 +161,12 @@ func (s *Server) auth(next http.HandlerFunc) http.HandlerFunc {
 type SendResponse = producer.Accepted
 
 func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
-			writeError(w, http.StatusUnsupportedMediaType, CodeUnsupportedType, "", "Content-Type must be application/json, got %q", ct)
-			return
-		}
+	if !jsonContent(w, r) {
+		return
 	}
 	m, err := decodeMessage(r.Body, s.maxBody, s.maxIDs)
 	if err != nil {
-		status, field, msg := decodeError(err)
-		code := CodeInvalidArgument
-		if status == http.StatusRequestEntityTooLarge {
-			code = CodeTooLarge
-		}
-		writeError(w, status, code, field, "%s", msg)
+		writeDecodeError(w, err)
 		return
 	}
 	acc, err := s.producer.Enqueue(r.Context(), m)
@@ -183,6 +188,28 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(w, http.StatusAccepted, acc)
 	}
+}
+
+// jsonContent answers 415 and returns false unless the request's
+// Content-Type, if any, is application/json.
+func jsonContent(w http.ResponseWriter, r *http.Request) bool {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
+			writeError(w, http.StatusUnsupportedMediaType, CodeUnsupportedType, "", "Content-Type must be application/json, got %q", ct)
+			return false
+		}
+	}
+	return true
+}
+
+// writeDecodeError answers a request whose body could not be decoded.
+func writeDecodeError(w http.ResponseWriter, err error) {
+	status, field, msg := decodeError(err)
+	code := CodeInvalidArgument
+	if status == http.StatusRequestEntityTooLarge {
+		code = CodeTooLarge
+	}
+	writeError(w, status, code, field, "%s", msg)
 }
 
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
@@ -221,8 +248,10 @@ func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
 // allowed lists the methods of the API's paths, for 405 answers.
 func allowed(path string) string {
 	switch {
-	case path == "/v1/messages":
+	case path == "/v1/messages", path == "/v1/sessions", strings.HasPrefix(path, "/v1/callbacks/dingtalk"):
 		return http.MethodPost
+	case strings.HasPrefix(path, "/v1/sessions/") && idPattern.MatchString(strings.TrimPrefix(path, "/v1/sessions/")):
+		return http.MethodGet
 	case !strings.HasPrefix(path, "/v1/messages/"):
 	case idPattern.MatchString(strings.TrimPrefix(path, "/v1/messages/")):
 		return "GET, DELETE"

@@ -23,6 +23,8 @@ type Config struct {
 	Worker Worker `yaml:"worker"`
 	// API is the HTTP API that accepts messages.
 	API API `yaml:"api"`
+	// Callback receives DingTalk's event pushes and says where they go.
+	Callback Callback `yaml:"callback"`
 	// Outcome is how long delivery results are kept.
 	Outcome Outcome `yaml:"outcome"`
 	// Log is the logger's level and format.
@@ -57,6 +59,9 @@ type DingTalk struct {
 	Apps []App `yaml:"apps"`
 	// RateLimit holds the limits of the whole fleet.
 	RateLimit FleetRateLimit `yaml:"rate_limit"`
+	// SessionPaths are the session endpoints (seed 001, not in DingTalk's
+	// published API). If empty, the seed article's.
+	SessionPaths SessionPaths `yaml:"session_paths"`
 }
 
 // FleetRateLimit caps the calls of every worker together.
@@ -242,6 +247,7 @@ func (c *Config) setDefaults() {
 	c.DingTalk.setDefaults()
 	c.Worker.setDefaults()
 	c.API.setDefaults()
+	c.Callback.setDefaults()
 	c.Outcome.setDefaults()
 	c.Log.setDefaults()
 }
@@ -266,6 +272,7 @@ func (d *DingTalk) setDefaults() {
 		d.Apps[i].setDefaults()
 	}
 	d.RateLimit.CallsPer20s = orDefault(d.RateLimit.CallsPer20s, defaultCallsPer20s)
+	d.SessionPaths.setDefaults()
 }
 
 func (a *App) setDefaults() {

@@ -55,11 +55,16 @@ func defaulted(apps ...App) []App {
 	return apps
 }
 
+func durp(d time.Duration) *time.Duration { return &d }
+
+var seedSessionPaths = SessionPaths{Get: "/topapi/v2/user/getsession", Create: "/topapi/v2/im/create_session",
+	Close: "/topapi/v2/im/close_session"}
+
 func TestDefault(t *testing.T) {
 	want := &Config{
 		Redis: Redis{Addr: "127.0.0.1:6379", KeyPrefix: "dingq"},
 		DingTalk: DingTalk{BaseURL: "https://oapi.dingtalk.com", Timeout: 10 * time.Second,
-			RateLimit: FleetRateLimit{CallsPer20s: intp(10000)}},
+			RateLimit: FleetRateLimit{CallsPer20s: intp(10000)}, SessionPaths: seedSessionPaths},
 		Worker: Worker{
 			Concurrency:      20,
 			MaxRetry:         25,
@@ -73,9 +78,10 @@ func TestDefault(t *testing.T) {
 			CoalesceWindow:   time.Second,
 			CoalesceMaxDelay: 5 * time.Second,
 		},
-		API:     API{Listen: "127.0.0.1:8080", MaxBodyBytes: 1 << 20, MaxRecipients: 1_000_000},
-		Outcome: Outcome{Retention: 168 * time.Hour},
-		Log:     Log{Level: "info", Format: "json"},
+		API:      API{Listen: "127.0.0.1:8080", MaxBodyBytes: 1 << 20, MaxRecipients: 1_000_000},
+		Callback: Callback{TimestampWindow: 5 * time.Minute, StreamMaxLen: 100000, FailedPullInterval: durp(5 * time.Minute)},
+		Outcome:  Outcome{Retention: 168 * time.Hour},
+		Log:      Log{Level: "info", Format: "json"},
 	}
 	if got := Default(); !reflect.DeepEqual(got, want) {
 		t.Errorf("Default() = %+v, want %+v", got, want)
@@ -212,6 +218,31 @@ func TestValidate(t *testing.T) {
 		{name: "max recipients over ten million", change: func(c *Config) { c.API.MaxRecipients = 10_000_001 },
 			want: "api.max_recipients: must be 1 to 10000000"},
 		{name: "max recipients ten million", change: func(c *Config) { c.API.MaxRecipients = 10_000_000 }},
+		{name: "callback token without aes_key", change: func(c *Config) {
+			c.Callback.Token, c.Callback.OwnerKey = "tok123456", "corp"
+		}, want: "callback.aes_key: 0 bytes, want exactly 43 characters of [a-zA-Z0-9]"},
+		{name: "callback token too short", change: func(c *Config) {
+			c.Callback.Token, c.Callback.AESKey, c.Callback.OwnerKey = "tok", strings.Repeat("a", 43), "corp"
+		}, want: "callback.token: 3 characters, want 6 to 64"},
+		{name: "callback without owner key", change: func(c *Config) {
+			c.Callback.Token, c.Callback.AESKey = "tok123456", strings.Repeat("a", 43)
+		}, want: "callback.owner_key: required with callback.token: the corpId (API registrations) or the app's AppKey (console ones)"},
+		{name: "callback complete", change: func(c *Config) {
+			c.Callback.Token, c.Callback.AESKey, c.Callback.OwnerKey = "tok123456", strings.Repeat("a", 43), "corp"
+			c.Callback.URL = "https://dingq.example.com/v1/callbacks/dingtalk"
+		}},
+		{name: "callback url without token", change: func(c *Config) { c.Callback.URL = "https://x.example.com/cb" },
+			want: "callback.token: required with callback.url"},
+		{name: "callback url relative", change: func(c *Config) {
+			c.Callback.Token, c.Callback.AESKey, c.Callback.OwnerKey = "tok123456", strings.Repeat("a", 43), "corp"
+			c.Callback.URL = "/v1/callbacks/dingtalk"
+		}, want: "callback.url: must be an absolute http or https URL"},
+		{name: "forward url without secret", change: func(c *Config) { c.Callback.ForwardURL = "http://app.internal/events" },
+			want: "callback.forward_secret: required with forward_url: at least 16 characters"},
+		{name: "timestamp window too long", change: func(c *Config) { c.Callback.TimestampWindow = 2 * time.Hour },
+			want: "callback.timestamp_window: must be > 0 and <= 1h"},
+		{name: "session path relative", change: func(c *Config) { c.DingTalk.SessionPaths.Get = "getsession" },
+			want: "dingtalk.session_paths.get: must be a path starting with /"},
 		{name: "listen not host:port", change: func(c *Config) { c.API.Listen = "8080" },
 			want: `api.listen: "8080" is not host:port`},
 		{name: "tokens required on all interfaces", change: func(c *Config) { c.API.Listen = "0.0.0.0:8080" },

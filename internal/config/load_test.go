@@ -85,7 +85,8 @@ log:
 				App{Name: "hr", AppKey: "dingabc123", AppSecret: "\"quoted\" & {braced}", AgentID: 2900000001, Coalesce: true},
 				App{Name: "ops_alerts", CorpID: "dingcorp42", CorpSecret: "ops-secret", AgentID: 7},
 			),
-			RateLimit: FleetRateLimit{CallsPer20s: intp(10000)},
+			RateLimit:    FleetRateLimit{CallsPer20s: intp(10000)},
+			SessionPaths: seedSessionPaths,
 		},
 		Worker: Worker{
 			Concurrency:      50,
@@ -106,8 +107,9 @@ log:
 			MaxBodyBytes:  65536,
 			MaxRecipients: 1_000_000,
 		},
-		Outcome: Outcome{Retention: 72 * time.Hour},
-		Log:     Log{Level: "debug", Format: "console"},
+		Callback: Callback{TimestampWindow: 5 * time.Minute, StreamMaxLen: 100000, FailedPullInterval: durp(5 * time.Minute)},
+		Outcome:  Outcome{Retention: 72 * time.Hour},
+		Log:      Log{Level: "debug", Format: "console"},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Parse() =\n%+v\nwant\n%+v", got, want)

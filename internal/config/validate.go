@@ -45,6 +45,8 @@ func (c *Config) Validate() error {
 	d.DingTalk.validate(&v)
 	d.Worker.validate(&v)
 	d.API.validate(&v)
+	d.Callback.validate(&v)
+	d.DingTalk.SessionPaths.validate(&v)
 	d.Outcome.validate(&v)
 	d.Log.validate(&v)
 	return errors.Join(v.errs...)
