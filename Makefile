@@ -40,6 +40,8 @@ bench: build ## Measure the fleet against DingTalk's rate limits (dingq bench; ~
 fuzz: ## Run each fuzz test for 30s
 	$(GO) test -run='^$$' -fuzz=FuzzLoad -fuzztime=30s ./internal/config
 	$(GO) test -run='^$$' -fuzz=FuzzSendBody -fuzztime=30s ./internal/api
+	$(GO) test -run='^$$' -fuzz=FuzzReceiver -fuzztime=30s ./internal/callback
+	$(GO) test -run='^$$' -fuzz=FuzzCallbackDecrypt -fuzztime=30s ./dingtalk
 
 .PHONY: clean
 clean: ## Remove build output
