@@ -65,19 +65,37 @@ func EventType(event []byte) string {
 // EnqueueEvent queues an event a callback receiver decrypted, once: the
 // task's id is a hash of the receiver and the event, kept
 // EventRetention after it is handled, so an event DingTalk pushes again
-// is not queued twice (dup true). It returns once the task is in Redis.
+// is not queued twice (dup true). An event whose earlier task was
+// archived (its sinks failed until its retries ran out) is queued again.
+// It returns once the task is in Redis.
 func (p *Producer) EnqueueEvent(ctx context.Context, receiver string, event []byte) (id string, dup bool, err error) {
+	return p.EnqueueEventOfType(ctx, receiver, EventType(event), event)
+}
+
+// EnqueueEventOfType is EnqueueEvent for an event whose type is known
+// apart from it (get_call_back_failed_result names it beside the event).
+func (p *Producer) EnqueueEventOfType(ctx context.Context, receiver, typ string, event []byte) (id string, dup bool, err error) {
 	sum := sha256.Sum256(append([]byte(receiver+"\x00"), event...))
 	id = "event:" + hex.EncodeToString(sum[:16])
-	b, err := json.Marshal(CallbackEventPayload{Receiver: receiver, Type: EventType(event), Event: event, ReceivedAt: p.now().UTC()})
+	b, err := json.Marshal(CallbackEventPayload{Receiver: receiver, Type: typ, Event: event, ReceivedAt: p.now().UTC()})
 	if err != nil {
 		return "", false, fmt.Errorf("producer: encoding an event: %w", err)
 	}
 	t := asynq.NewTask(TypeCallbackEvent, b, asynq.TaskID(id), asynq.Queue(QueueCritical),
 		asynq.MaxRetry(p.maxRetry), asynq.Retention(EventRetention))
-	_, err = p.client.EnqueueContext(ctx, t)
-	if errors.Is(err, asynq.ErrTaskIDConflict) {
-		return id, true, nil
+	for try := 0; ; try++ {
+		_, err = p.client.EnqueueContext(ctx, t)
+		if !errors.Is(err, asynq.ErrTaskIDConflict) {
+			break
+		}
+		info, ierr := p.inspector.GetTaskInfo(QueueCritical, id)
+		if ierr != nil || info.State != asynq.TaskStateArchived || try > 0 {
+			return id, true, nil // pending, running, or handled: the same event
+		}
+		// Archived: the sinks gave up on it; this push gets another go.
+		if derr := p.inspector.DeleteTask(QueueCritical, id); derr != nil {
+			return "", false, fmt.Errorf("producer: re-queueing an archived event: %w", derr)
+		}
 	}
 	if err != nil {
 		return "", false, fmt.Errorf("producer: enqueueing an event: %w", err)
@@ -90,8 +108,8 @@ func (p *Producer) EnqueueEvent(ctx context.Context, receiver string, event []by
 type Session struct {
 	App string `json:"app"`
 	// Action is "get" (needs userid), "create" (userid; chatid may be
-	// empty, and a session_id is made if none is given) or "close"
-	// (session_id).
+	// empty; without a session_id DingTalk makes one, and the outcome's
+	// result names it) or "close" (session_id).
 	Action    string `json:"action"`
 	UserID    string `json:"userid,omitempty"`
 	SessionID string `json:"session_id,omitempty"`

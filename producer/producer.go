@@ -152,6 +152,7 @@ type Config struct {
 // Producer hands messages to dingq. It is safe for concurrent use.
 type Producer struct {
 	client        *asynq.Client
+	inspector     *asynq.Inspector
 	store         *outcome.Store
 	apps          []string
 	maxRetry      int
@@ -183,6 +184,7 @@ func New(cfg Config) (*Producer, error) {
 	}
 	return &Producer{
 		client:        asynq.NewClientFromRedisClient(cfg.Redis),
+		inspector:     asynq.NewInspectorFromRedisClient(cfg.Redis),
 		store:         outcome.NewStore(cfg.Redis, cfg.KeyPrefix, cfg.Retention),
 		apps:          slices.Clone(cfg.Apps),
 		maxRetry:      cfg.MaxRetry,

@@ -238,3 +238,27 @@ func TestIdempotentRepeatAfterTaskLeftQueue(t *testing.T) {
 		t.Errorf("repeat queued the message again: %v", err)
 	}
 }
+
+// TestEnqueueEventOnce: an event is queued once while its task is kept,
+// and again once its task was archived (its sinks gave up).
+func TestEnqueueEventOnce(t *testing.T) {
+	p, insp, _ := setup(t, producer.Config{})
+	ctx := context.Background()
+	ev := []byte(`{"EventType":"user_add_org","UserId":["u1"]}`)
+	id, dup, err := p.EnqueueEvent(ctx, "", ev)
+	if err != nil || dup {
+		t.Fatalf("first: %v %v", dup, err)
+	}
+	if _, dup, err := p.EnqueueEvent(ctx, "", ev); err != nil || !dup {
+		t.Fatalf("again: dup %v %v, want a duplicate", dup, err)
+	}
+	if err := insp.ArchiveTask(producer.QueueCritical, id); err != nil {
+		t.Fatal(err)
+	}
+	if again, dup, err := p.EnqueueEvent(ctx, "", ev); err != nil || dup || again != id {
+		t.Fatalf("after archiving: %q dup %v %v, want queued again", again, dup, err)
+	}
+	if info, err := insp.GetTaskInfo(producer.QueueCritical, id); err != nil || info.State != asynq.TaskStatePending {
+		t.Errorf("task after re-queueing: %+v %v, want pending", info, err)
+	}
+}

@@ -75,12 +75,15 @@ func (h *Handlers) HandleCallbackEvent(ctx context.Context, t *asynq.Task) error
 		return err
 	}
 	mark := func(sink string) error {
-		_, err := h.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			p.HSet(ctx, doneKey, sink, time.Now().UnixMilli())
-			p.Expire(ctx, doneKey, producer.EventRetention+time.Hour)
-			return nil
+		// Even when a shutdown ends ctx: the sink took the event.
+		return h.retryRedis(ctx, func(ctx context.Context) error {
+			_, err := h.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				p.HSet(ctx, doneKey, sink, time.Now().UnixMilli())
+				p.Expire(ctx, doneKey, producer.EventRetention+time.Hour)
+				return nil
+			})
+			return err
 		})
-		return err
 	}
 	var sinks []string
 	if cb.ForwardURL != "" && matches(cb.ForwardEvents, p.Type) {
@@ -177,7 +180,14 @@ func (h *Handlers) HandleCallbackAdmin(ctx context.Context, t *asynq.Task) error
 		err := h.admitted(ctx, app, "/call_back/"+p.Action, func(tok string) error {
 			switch p.Action {
 			case "register":
-				return h.client.RegisterCallback(ctx, tok, cb)
+				err := h.client.RegisterCallback(ctx, tok, cb)
+				var de *dingtalk.Error
+				if retried, _ := asynq.GetRetryCount(ctx); retried > 0 && errors.As(err, &de) && de.Code == 71006 {
+					// An earlier attempt registered it and its answer was lost.
+					res = json.RawMessage(`{"registered":"by an earlier attempt"}`)
+					return nil
+				}
+				return err
 			case "update":
 				return h.client.UpdateCallback(ctx, tok, cb)
 			case "delete":
@@ -306,7 +316,21 @@ func (h *Handlers) HandleCallbackFailed(ctx context.Context, t *asynq.Task) erro
 	if !known {
 		return fmt.Errorf("%w %q: %w", errUnknownApp, p.App, asynq.SkipRetry)
 	}
-	spool := h.keyPrefix + ":callback:spool:" + p.App
+	spool := h.keyPrefix + ":callback:spool:{" + p.App + "}"
+	// One pull of an app at a time: two would read and trim the spool
+	// under each other.
+	lock := spool + ":lock"
+	owner := strconv.FormatInt(time.Now().UnixNano(), 36)
+	if ok, err := h.rdb.SetNX(ctx, lock, owner, 5*time.Minute).Result(); err != nil || !ok {
+		return err // another pull runs
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancel()
+		if v, _ := h.rdb.Get(ctx, lock).Result(); v == owner {
+			h.rdb.Del(ctx, lock)
+		}
+	}()
 	queued := 0
 	drain := func() error {
 		for {
@@ -315,7 +339,8 @@ func (h *Handlers) HandleCallbackFailed(ctx context.Context, t *asynq.Task) erro
 				return err
 			}
 			for _, ev := range evs {
-				if _, _, err := h.events.EnqueueEvent(ctx, "", []byte(ev)); err != nil {
+				typ, event := unwrapFailed([]byte(ev))
+				if _, _, err := h.events.EnqueueEventOfType(ctx, "", typ, event); err != nil {
 					return err
 				}
 				queued++
@@ -334,6 +359,10 @@ func (h *Handlers) HandleCallbackFailed(ctx context.Context, t *asynq.Task) erro
 			page, err = h.client.GetCallbackFailed(ctx, tok)
 			return err
 		})
+		var de *dingtalk.Error
+		if errors.As(err, &de) && de.Code == 71007 {
+			return nil // the app has no callback: nothing to pull
+		}
 		if err != nil {
 			retried, _ := asynq.GetRetryCount(ctx)
 			_, _, ret := h.judge(ctx, err, retried+1)
@@ -359,6 +388,29 @@ func (h *Handlers) HandleCallbackFailed(ctx context.Context, t *asynq.Task) erro
 	}
 	annotate(ctx, zap.Int("events", queued))
 	return nil
+}
+
+// unwrapFailed takes an event out of a get_call_back_failed_result
+// entry, {"<tag>":event,"call_back_tag":tag,"event_time":ms}, so it is
+// delivered, typed and recognised like the pushed copy; an entry of
+// another shape is kept whole.
+func unwrapFailed(entry []byte) (typ string, event []byte) {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(entry, &m) != nil {
+		return producer.EventType(entry), entry
+	}
+	var tag string
+	_ = json.Unmarshal(m["call_back_tag"], &tag)
+	if inner, ok := m[tag]; ok && tag != "" && len(inner) > 0 && inner[0] == '{' {
+		if t := producer.EventType(inner); t != "" {
+			tag = t
+		}
+		return tag, inner
+	}
+	if t := producer.EventType(entry); t != "" {
+		tag = t
+	}
+	return tag, entry
 }
 
 // pullFailed queues a TypeCallbackFailed task per app every interval

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -96,8 +97,8 @@ func TestCallbackFailedPull(t *testing.T) {
 		_ = json.NewEncoder(w).Encode(resp)
 	}))
 	t.Cleanup(rcv.Close)
-	e := setup(t, opts{callback: &worker.CallbackConfig{StreamKey: "events", StreamMaxLen: 1000,
-		FailedPullInterval: 300 * time.Millisecond}})
+	e := setup(t, opts{callback: &worker.CallbackConfig{URL: rcv.URL, StreamKey: "events", StreamMaxLen: 1000,
+		StreamEvents: []string{"user_add_org"}, FailedPullInterval: 300 * time.Millisecond}})
 	ctx := context.Background()
 	tok, err := e.client.GetToken(ctx, dingtalk.Credentials{AppKey: appKey, AppSecret: appSecret})
 	if err != nil {
@@ -123,6 +124,13 @@ func TestCallbackFailedPull(t *testing.T) {
 			t.Fatalf("stream has %d of the 5 failed events after 20s", n)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	// They went out as pushed: typed, unwrapped from DingTalk's list entry.
+	entries, _ := e.rdb.XRange(ctx, "events", "-", "+").Result()
+	for _, en := range entries {
+		if en.Values["type"] != "user_add_org" || !strings.HasPrefix(en.Values["event"].(string), `{"EventType":"user_add_org"`) {
+			t.Errorf("stream entry %v, want the event as pushed", en.Values)
+		}
 	}
 	failed, err := e.client.GetCallbackFailed(ctx, tok.AccessToken)
 	if err != nil || len(failed.Events) != 0 {

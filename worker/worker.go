@@ -264,7 +264,7 @@ func (w *Worker) Start() error {
 	if err := w.srv.Start(w.mux); err != nil {
 		return err
 	}
-	if cb := w.handlers.callback; cb != nil && cb.FailedPullInterval > 0 {
+	if cb := w.handlers.callback; cb != nil && cb.URL != "" && cb.FailedPullInterval > 0 {
 		ctx, cancel := context.WithCancel(context.Background())
 		w.stopPull, w.pullDone = cancel, make(chan struct{})
 		go func() {

@@ -6,6 +6,8 @@ package callback
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -132,8 +134,9 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	ms, err := strconv.ParseInt(ts, 10, 64)
-	now := r.cfg.Now()
-	if err != nil || absDuration(now.Sub(time.UnixMilli(ms))) > r.cfg.Window {
+	// In milliseconds: a huge timestamp must not saturate a Duration.
+	skew, win := r.cfg.Now().UnixMilli()-ms, r.cfg.Window.Milliseconds()
+	if err != nil || skew > win || skew < -win {
 		r.refuse(w, req, refusal{http.StatusBadRequest, ReasonTimestamp, fmt.Sprintf("timestamp is not within %s of now", r.cfg.Window)})
 		return
 	}
@@ -168,14 +171,24 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(req.Context(), enqueueTimeout)
 	defer cancel()
+	// The nonce remembers the request it came with: the same request again
+	// (DingTalk retrying a push it thinks timed out) is answered success;
+	// another request with a used nonce is a replay.
 	nonceKey := r.cfg.KeyPrefix + ":callback:nonce:" + r.cfg.Name + ":" + nonce
-	fresh, err := r.cfg.Redis.SetNX(ctx, nonceKey, ts, 2*r.cfg.Window).Result()
+	sum := sha256.Sum256([]byte(ts + "\x00" + body.Encrypt))
+	reqHash := hex.EncodeToString(sum[:16])
+	fresh, err := r.cfg.Redis.SetNX(ctx, nonceKey, reqHash, 2*r.cfg.Window).Result()
 	if err != nil {
 		r.refuse(w, req, refusal{http.StatusServiceUnavailable, ReasonRedis, "cannot check the nonce now; push again"})
 		return
 	}
 	if !fresh {
-		r.refuse(w, req, refusal{http.StatusConflict, ReasonReplay, "this nonce was used already"})
+		prev, err := r.cfg.Redis.Get(ctx, nonceKey).Result()
+		if err != nil || prev != reqHash {
+			r.refuse(w, req, refusal{http.StatusConflict, ReasonReplay, "this nonce was used already"})
+			return
+		}
+		r.answer(w, req, ts, nonce) // the same push again: taken already
 		return
 	}
 	typ := producer.EventType(event)
@@ -183,7 +196,9 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		id, dup, err := r.cfg.Enqueue(ctx, r.cfg.Name, event)
 		if err != nil {
 			// Not taken: DingTalk pushes it again, with this nonce or another.
-			r.cfg.Redis.Del(context.WithoutCancel(ctx), nonceKey)
+			dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), 200*time.Millisecond)
+			r.cfg.Redis.Del(dctx, nonceKey)
+			dcancel()
 			r.cfg.Logger.Error("callback event could not be queued", zap.String("receiver", r.cfg.Name),
 				zap.String("event_type", typ), zap.Error(err))
 			r.refuse(w, req, refusal{http.StatusServiceUnavailable, ReasonRedis, "cannot queue the event now; push again"})
@@ -192,6 +207,11 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		r.cfg.Logger.Info("callback event", zap.String("receiver", r.cfg.Name), zap.String("event_type", typ),
 			zap.String("task_id", id), zap.Bool("duplicate", dup))
 	}
+	r.answer(w, req, ts, nonce)
+}
+
+// answer writes DingTalk's encrypted "success".
+func (r *Receiver) answer(w http.ResponseWriter, req *http.Request, ts, nonce string) {
 	resp, err := r.cfg.Crypto.Success(ts, nonce)
 	if err != nil {
 		r.refuse(w, req, refusal{http.StatusInternalServerError, ReasonDecrypt, "cannot encrypt the answer"})
@@ -206,11 +226,4 @@ func first(a, b string) string {
 		return a
 	}
 	return b
-}
-
-func absDuration(d time.Duration) time.Duration {
-	if d < 0 {
-		return -d
-	}
-	return d
 }

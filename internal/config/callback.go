@@ -45,7 +45,7 @@ type Callback struct {
 	StreamEvents []string `yaml:"stream_events"`
 	// FailedPullInterval is how often the workers pull the events DingTalk
 	// failed to push (get_call_back_failed_result) when a callback is
-	// configured; 0 never. If absent, 5m.
+	// configured (callback.url); 0 never, else at least 1m. If absent, 5m.
 	FailedPullInterval *time.Duration `yaml:"failed_pull_interval"`
 }
 
@@ -117,8 +117,8 @@ func (c *Callback) validate(v *validator) {
 	if c.StreamMaxLen < 0 {
 		v.add("callback.stream_max_len", "must be >= 0")
 	}
-	if c.FailedPullInterval != nil && *c.FailedPullInterval < 0 {
-		v.add("callback.failed_pull_interval", "must be >= 0")
+	if d := c.FailedPullInterval; d != nil && *d != 0 && *d < time.Minute {
+		v.add("callback.failed_pull_interval", "must be 0s (never) or at least 1m")
 	}
 }
 
