@@ -20,7 +20,7 @@ import (
 func newAPICmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "api",
-		Short: "Serve the HTTP API: POST /v1/messages, GET /v1/messages/{id}, cancel, pause, resume, recall, recipients",
+		Short: "Serve the HTTP API: messages and broadcasts (/v1/messages), sessions (/v1/sessions), DingTalk callbacks (/v1/callbacks/dingtalk)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			e, p, err := setupProducer(cmd.Context(), g.configPath)
