@@ -28,6 +28,7 @@ func newAPICmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer e.close()
+			warnEviction(cmd.Context(), e.redis, e.log)
 			ln, err := net.Listen("tcp", e.cfg.API.Listen)
 			if err != nil {
 				return fmt.Errorf("api.listen: %w", err)

@@ -180,3 +180,29 @@ func setupProducer(ctx context.Context, path string) (*env, *producer.Producer, 
 }
 
 func stderrf(format string, args ...any) { fmt.Fprintf(os.Stderr, format, args...) }
+
+// evictionRisk reads Redis's maxmemory-policy and reports whether it may
+// evict keys: queued tasks, outcomes and the token cache would vanish
+// without an error. ok is false when Redis does not tell (CONFIG may be
+// disabled, as on some managed services).
+func evictionRisk(ctx context.Context, rdb redis.UniversalClient) (policy string, risky, ok bool) {
+	v, err := rdb.ConfigGet(ctx, "maxmemory-policy").Result()
+	if err != nil || v["maxmemory-policy"] == "" {
+		return "", false, false
+	}
+	policy = v["maxmemory-policy"]
+	return policy, policy != "noeviction", true
+}
+
+// warnEviction logs, loudly, a Redis that may evict dingq's keys.
+func warnEviction(ctx context.Context, rdb redis.UniversalClient, log *zap.Logger) {
+	policy, risky, ok := evictionRisk(ctx, rdb)
+	switch {
+	case !ok:
+		log.Info("could not read redis's maxmemory-policy (CONFIG GET refused?): make sure it is noeviction")
+	case risky:
+		log.Error("REDIS MAY EVICT DINGQ'S KEYS: maxmemory-policy is not noeviction; under memory pressure "+
+			"queued messages, outcomes and tokens can vanish without an error. Set maxmemory-policy noeviction.",
+			zap.String("maxmemory_policy", policy))
+	}
+}

@@ -20,6 +20,7 @@ running ones and hands the rest back to the queue.`,
 				return err
 			}
 			defer e.close()
+			warnEviction(cmd.Context(), e.redis, e.log)
 			w, err := newWorker(e.cfg, e.redis, e.log)
 			if err != nil {
 				return err
