@@ -25,7 +25,9 @@ func TestSessions(t *testing.T) {
 	// A message's id is not a session task.
 	resp, body = f.request(t, http.MethodPost, "/v1/messages", messageBody(textMsg), authJSON())
 	var m struct{ ID string }
-	_ = json.Unmarshal(body, &m)
+	if err := json.Unmarshal(body, &m); err != nil || resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST /v1/messages: %d %s", resp.StatusCode, body)
+	}
 	if resp, _ := f.request(t, http.MethodGet, "/v1/sessions/"+m.ID, "", authJSON()); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("a message's id as a session: %d, want 404", resp.StatusCode)
 	}
