@@ -24,6 +24,30 @@ const (
 	SessionClose  = "close"
 )
 
+// SessionPaths are the paths of the three session endpoints, which
+// DingTalk does not publish: an empty one is the seed article's
+// (DefaultPathGetSession, DefaultPathCreateSession,
+// DefaultPathCloseSession).
+type SessionPaths struct {
+	Get    string `json:"get"`
+	Create string `json:"create"`
+	Close  string `json:"close"`
+}
+
+// WithDefaults returns p with its empty paths set to the seed article's.
+func (p SessionPaths) WithDefaults() SessionPaths {
+	if p.Get == "" {
+		p.Get = DefaultPathGetSession
+	}
+	if p.Create == "" {
+		p.Create = DefaultPathCreateSession
+	}
+	if p.Close == "" {
+		p.Close = DefaultPathCloseSession
+	}
+	return p
+}
+
 // SessionRequest is the JSON body of create_session and close_session, as
 // seed 001 gives it. Every field is sent, empty or not.
 type SessionRequest struct {

@@ -281,21 +281,8 @@ func (h *Handlers) HandleSession(ctx context.Context, t *asynq.Task) error {
 }
 
 // SessionPaths are the session endpoints' paths; empty ones take the
-// seed article's (dingtalk.DefaultPath*Session).
-type SessionPaths struct{ Get, Create, Close string }
-
-func (s SessionPaths) withDefaults() SessionPaths {
-	if s.Get == "" {
-		s.Get = dingtalk.DefaultPathGetSession
-	}
-	if s.Create == "" {
-		s.Create = dingtalk.DefaultPathCreateSession
-	}
-	if s.Close == "" {
-		s.Close = dingtalk.DefaultPathCloseSession
-	}
-	return s
-}
+// seed article's.
+type SessionPaths = dingtalk.SessionPaths
 
 // failedPages bounds the pages one pull takes.
 const failedPages = 50

@@ -219,7 +219,7 @@ func New(cfg Config) (*Worker, error) {
 		keyPrefix:       cfg.KeyPrefix,
 		callback:        cfg.Callback,
 		httpClient:      &http.Client{Timeout: sinkTimeout},
-		sessionPaths:    cfg.SessionPaths.withDefaults(),
+		sessionPaths:    cfg.SessionPaths.WithDefaults(),
 	}
 	events, err := producer.New(producer.Config{Redis: cfg.Redis, KeyPrefix: cfg.KeyPrefix, Retention: cfg.Retention,
 		MaxRetry: cfg.MaxRetry})

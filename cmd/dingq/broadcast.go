@@ -130,17 +130,7 @@ func runBroadcast(cmd *cobra.Command, g *globals, f *broadcastFlags) error {
 	}
 	if acc.Batches == 0 {
 		// Few enough users for one call: follow it as dingq send does.
-		o, err := waitFor(ctx, p, acc.ID, waitLimit(f.msg.waitTimeout), func(o *producer.Outcome) {
-			fmt.Fprintf(errw, "%s  %s (attempts %d)\n", time.Now().Format("15:04:05"), o.Status, o.Attempts)
-		})
-		if err != nil {
-			return err
-		}
-		printOutcome(cmd.OutOrStdout(), o)
-		if o.Status != producer.StatusSent {
-			return exitError(2)
-		}
-		return nil
+		return waitAndPrint(ctx, cmd.OutOrStdout(), p, acc.ID, waitLimit(f.msg.waitTimeout), attemptsTo(errw))
 	}
 	o, err := followBroadcast(ctx, p, acc.ID, f.msg.waitTimeout, errw)
 	if err != nil {

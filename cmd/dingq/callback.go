@@ -34,15 +34,7 @@ func queueAndWait(cmd *cobra.Command, g *globals, noWait bool, timeout time.Dura
 		return nil
 	}
 	stderrf("queued %s; waiting for a worker\n", id)
-	o, err := waitFor(cmd.Context(), p, id, timeout, func(*producer.Outcome) {})
-	if err != nil {
-		return err
-	}
-	printOutcome(cmd.OutOrStdout(), o)
-	if o.Status != producer.StatusSent {
-		return exitError(2)
-	}
-	return nil
+	return waitAndPrint(cmd.Context(), cmd.OutOrStdout(), p, id, timeout, func(*producer.Outcome) {})
 }
 
 func newCallbackCmd(g *globals) *cobra.Command {

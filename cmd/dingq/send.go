@@ -54,17 +54,7 @@ func newSendCmd(g *globals) *cobra.Command {
 			if !f.wait {
 				return nil
 			}
-			o, err := waitFor(cmd.Context(), p, id, f.waitTimeout, func(o *producer.Outcome) {
-				stderrf("%s  %s (attempts %d)\n", time.Now().Format("15:04:05"), o.Status, o.Attempts)
-			})
-			if err != nil {
-				return err
-			}
-			printOutcome(cmd.OutOrStdout(), o)
-			if o.Status != producer.StatusSent {
-				return exitError(2)
-			}
-			return nil
+			return waitAndPrint(cmd.Context(), cmd.OutOrStdout(), p, id, f.waitTimeout, attemptsTo(os.Stderr))
 		},
 	}
 	fl := cmd.Flags()
@@ -185,6 +175,27 @@ func waitFor(ctx context.Context, p *producer.Producer, id string, timeout time.
 		case <-tick.C:
 		}
 	}
+}
+
+// attemptsTo reports each change of a message's status and attempts on w.
+func attemptsTo(w io.Writer) func(*producer.Outcome) {
+	return func(o *producer.Outcome) {
+		fmt.Fprintf(w, "%s  %s (attempts %d)\n", time.Now().Format("15:04:05"), o.Status, o.Attempts)
+	}
+}
+
+// waitAndPrint waits for record id to be final (see waitFor), prints its
+// outcome on w, and returns exit status 2 unless it was sent.
+func waitAndPrint(ctx context.Context, w io.Writer, p *producer.Producer, id string, timeout time.Duration, progress func(*producer.Outcome)) error {
+	o, err := waitFor(ctx, p, id, timeout, progress)
+	if err != nil {
+		return err
+	}
+	printOutcome(w, o)
+	if o.Status != producer.StatusSent {
+		return exitError(2)
+	}
+	return nil
 }
 
 func printOutcome(w io.Writer, o *producer.Outcome) {

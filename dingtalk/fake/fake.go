@@ -80,7 +80,7 @@ func (o *Options) setDefaults() {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	o.SessionPaths.setDefaults()
+	o.SessionPaths = o.SessionPaths.WithDefaults()
 }
 
 // Server is the fake DingTalk host, an http.Handler. It is safe for

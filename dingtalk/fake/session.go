@@ -17,30 +17,9 @@ const (
 
 // SessionPaths are the paths of the session endpoints, which DingTalk does
 // not publish (dingtalk-api.md, "Sessions"): the fake implements the
-// contract dingq was given, at these paths. All three take POST.
-type SessionPaths struct {
-	// Get is getsession's path. If "", dingtalk.DefaultPathGetSession
-	// ("/topapi/v2/user/getsession").
-	Get string `json:"get"`
-	// Create is create_session's path. If "",
-	// dingtalk.DefaultPathCreateSession ("/topapi/v2/im/create_session").
-	Create string `json:"create"`
-	// Close is close_session's path. If "",
-	// dingtalk.DefaultPathCloseSession ("/topapi/v2/im/close_session").
-	Close string `json:"close"`
-}
-
-func (p *SessionPaths) setDefaults() {
-	if p.Get == "" {
-		p.Get = dingtalk.DefaultPathGetSession
-	}
-	if p.Create == "" {
-		p.Create = dingtalk.DefaultPathCreateSession
-	}
-	if p.Close == "" {
-		p.Close = dingtalk.DefaultPathCloseSession
-	}
-}
+// contract dingq was given, at these paths (the seed article's where
+// empty). All three take POST.
+type SessionPaths = dingtalk.SessionPaths
 
 // addSessionRoutes adds the session endpoints to routes at the paths of
 // Options.SessionPaths. It panics on a path that does not start with "/",

@@ -136,15 +136,7 @@ type SessionPaths struct {
 }
 
 func (s *SessionPaths) setDefaults() {
-	if s.Get == "" {
-		s.Get = dingtalk.DefaultPathGetSession
-	}
-	if s.Create == "" {
-		s.Create = dingtalk.DefaultPathCreateSession
-	}
-	if s.Close == "" {
-		s.Close = dingtalk.DefaultPathCloseSession
-	}
+	*s = SessionPaths(dingtalk.SessionPaths(*s).WithDefaults())
 }
 
 func (s *SessionPaths) validate(v *validator) {
