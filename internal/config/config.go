@@ -33,7 +33,8 @@ type Config struct {
 
 // Redis is the Redis server dingq keeps its state in.
 type Redis struct {
-	// Addr is the server's host:port. If empty, "127.0.0.1:6379".
+	// Addr is the server's host:port. If empty, "127.0.0.1:6379". Leave
+	// it empty with Sentinel or Cluster.
 	Addr string `yaml:"addr"`
 	// Password is sent with AUTH. Secret. If empty, no AUTH is sent.
 	Password string `yaml:"password" secret:"true"`
@@ -43,7 +44,40 @@ type Redis struct {
 	// letters, digits, '_', '.' and '-' (no ':' or braces, which Redis
 	// Cluster gives a meaning). If empty, "dingq".
 	KeyPrefix string `yaml:"key_prefix"`
+	// Sentinel finds the master through Redis Sentinel, for failover.
+	// Set it instead of Addr, never with Cluster.
+	Sentinel Sentinel `yaml:"sentinel"`
+	// Cluster spreads dingq's keys over a Redis Cluster. Set it instead of
+	// Addr, never with Sentinel.
+	Cluster RedisCluster `yaml:"cluster"`
 }
+
+// Sentinel is a master watched by Redis Sentinels. Password and DB of the
+// redis section are the master's.
+type Sentinel struct {
+	// MasterName is the master's name in the sentinels' configuration.
+	// Required with Addrs.
+	MasterName string `yaml:"master_name"`
+	// Addrs are the sentinels' host:port addresses, at least one (three
+	// or more in production). Empty: Sentinel is not used.
+	Addrs []string `yaml:"addrs"`
+	// Password is sent to the sentinels with AUTH. Secret. If empty, none.
+	Password string `yaml:"password" secret:"true"`
+}
+
+// On reports whether dingq finds its Redis through sentinels.
+func (s *Sentinel) On() bool { return len(s.Addrs) > 0 || s.MasterName != "" }
+
+// RedisCluster is a Redis Cluster. Password of the redis section is sent
+// to every node; DB must be 0, the only one a cluster has.
+type RedisCluster struct {
+	// Addrs are host:port addresses of some of the cluster's nodes, at
+	// least one; the rest are discovered. Empty: Cluster is not used.
+	Addrs []string `yaml:"addrs"`
+}
+
+// On reports whether dingq's Redis is a cluster.
+func (c *RedisCluster) On() bool { return len(c.Addrs) > 0 }
 
 // DingTalk is the DingTalk open API and the apps dingq sends as.
 type DingTalk struct {
@@ -153,6 +187,10 @@ type Worker struct {
 	// >= CoalesceWindow, at most 10m. If zero, 5s, or CoalesceWindow if
 	// that is longer.
 	CoalesceMaxDelay time.Duration `yaml:"coalesce_max_delay"`
+	// MetricsListen is the host:port a worker serves Prometheus metrics
+	// on, at /metrics, without authentication: bind it where only
+	// Prometheus reaches. If empty, metrics are not served.
+	MetricsListen string `yaml:"metrics_listen"`
 }
 
 // API is the HTTP API producers call.
@@ -173,6 +211,26 @@ type API struct {
 	// 1 to 10,000,000. Messages over 100 users or 20 departments are sent
 	// as broadcasts in batches. If zero, 1,000,000.
 	MaxRecipients int `yaml:"max_recipients"`
+	// UIUsers may log in to the asynq web UI at /ui/ with HTTP basic
+	// authentication, as browsers ask for it; a bearer token of Tokens is
+	// accepted there too. With neither users nor tokens the UI is open,
+	// which the rules above allow on loopback only.
+	UIUsers []UIUser `yaml:"ui_users"`
+	// UIReadOnly lets the UI show queues and tasks but refuses every
+	// action (delete, run, archive, pause, cancel) with 403.
+	UIReadOnly bool `yaml:"ui_read_only"`
+	// UIPrometheusURL is the Prometheus server the UI queries for its
+	// charts of queue metrics, as an absolute http or https URL the
+	// operator's browser reaches. If empty, the UI shows no charts.
+	UIPrometheusURL string `yaml:"ui_prometheus_url"`
+}
+
+// UIUser is one login of the web UI.
+type UIUser struct {
+	// Name is the login: 1 to 64 characters, no ':'. Required.
+	Name string `yaml:"name"`
+	// Password is at least 16 characters. Secret. Required.
+	Password string `yaml:"password" secret:"true"`
 }
 
 // Outcome is how long the result of a delivery is kept for lookups.
@@ -253,7 +311,14 @@ func (c *Config) setDefaults() {
 }
 
 func (r *Redis) setDefaults() {
-	if r.Addr == "" {
+	// An empty list in the file is no list.
+	if len(r.Sentinel.Addrs) == 0 {
+		r.Sentinel.Addrs = nil
+	}
+	if len(r.Cluster.Addrs) == 0 {
+		r.Cluster.Addrs = nil
+	}
+	if r.Addr == "" && !r.Sentinel.On() && !r.Cluster.On() {
 		r.Addr = defaultRedisAddr
 	}
 	if r.KeyPrefix == "" {
@@ -325,6 +390,9 @@ func (w *Worker) setDefaults() {
 }
 
 func (a *API) setDefaults() {
+	if len(a.UIUsers) == 0 {
+		a.UIUsers = nil
+	}
 	if a.Listen == "" {
 		a.Listen = defaultListen
 	}

@@ -218,6 +218,67 @@ func TestValidate(t *testing.T) {
 		{name: "max recipients over ten million", change: func(c *Config) { c.API.MaxRecipients = 10_000_001 },
 			want: "api.max_recipients: must be 1 to 10000000"},
 		{name: "max recipients ten million", change: func(c *Config) { c.API.MaxRecipients = 10_000_000 }},
+		{name: "ui user", change: func(c *Config) {
+			c.API.UIUsers = []UIUser{{Name: "ops", Password: "0123456789abcdef"}}
+		}},
+		{name: "ui user without name", change: func(c *Config) {
+			c.API.UIUsers = []UIUser{{Password: "0123456789abcdef"}}
+		}, want: "api.ui_users[0].name: is required"},
+		{name: "ui user name with colon", change: func(c *Config) {
+			c.API.UIUsers = []UIUser{{Name: "a:b", Password: "0123456789abcdef"}}
+		}, want: "api.ui_users[0].name: must be 1 to 64 characters, without ':'"},
+		{name: "ui user twice", change: func(c *Config) {
+			c.API.UIUsers = []UIUser{{Name: "ops", Password: "0123456789abcdef"}, {Name: "ops", Password: "0123456789abcdeg"}}
+		}, want: `api.ui_users[1].name: "ops" is already a user`},
+		{name: "ui user short password", change: func(c *Config) {
+			c.API.UIUsers = []UIUser{{Name: "ops", Password: "short"}}
+		}, want: "api.ui_users[0].password: must be at least 16 characters"},
+		{name: "ui prometheus url relative", change: func(c *Config) { c.API.UIPrometheusURL = "prometheus:9090" },
+			want: `api.ui_prometheus_url: "prometheus:9090" is not an absolute http or https URL`},
+		{name: "ui prometheus url", change: func(c *Config) { c.API.UIPrometheusURL = "http://prometheus:9090" }},
+		{name: "worker metrics listen", change: func(c *Config) { c.Worker.MetricsListen = ":9101" }},
+		{name: "worker metrics listen bad", change: func(c *Config) { c.Worker.MetricsListen = "9101" },
+			want: `worker.metrics_listen: "9101" is not host:port`},
+		{name: "sentinel", change: func(c *Config) {
+			c.Redis.Addr = ""
+			c.Redis.Sentinel = Sentinel{MasterName: "mymaster", Addrs: []string{"s1:26379", "s2:26379"}}
+		}},
+		{name: "sentinel without master name", change: func(c *Config) {
+			c.Redis.Addr = ""
+			c.Redis.Sentinel = Sentinel{Addrs: []string{"s1:26379"}}
+		}, want: "redis.sentinel.master_name: is required with redis.sentinel.addrs"},
+		{name: "sentinel without addrs", change: func(c *Config) {
+			c.Redis.Addr = ""
+			c.Redis.Sentinel = Sentinel{MasterName: "mymaster"}
+		}, want: "redis.sentinel.addrs: at least one sentinel is required with redis.sentinel.master_name"},
+		{name: "sentinel addr not host:port", change: func(c *Config) {
+			c.Redis.Addr = ""
+			c.Redis.Sentinel = Sentinel{MasterName: "m", Addrs: []string{"s1:26379", "s2"}}
+		}, want: `redis.sentinel.addrs[1]: "s2" is not host:port`},
+		{name: "sentinel and addr", change: func(c *Config) {
+			c.Redis.Sentinel = Sentinel{MasterName: "m", Addrs: []string{"s1:26379"}}
+		}, want: "redis.addr: set redis.addr or redis.sentinel, not both (an empty DINGQ_REDIS_ADDR= clears it)"},
+		{name: "cluster", change: func(c *Config) {
+			c.Redis.Addr = ""
+			c.Redis.Cluster = RedisCluster{Addrs: []string{"n1:7000", "n2:7000", "n3:7000"}}
+		}},
+		{name: "cluster and addr", change: func(c *Config) {
+			c.Redis.Cluster = RedisCluster{Addrs: []string{"n1:7000"}}
+		}, want: "redis.addr: set redis.addr or redis.cluster, not both (an empty DINGQ_REDIS_ADDR= clears it)"},
+		{name: "cluster with db", change: func(c *Config) {
+			c.Redis.Addr = ""
+			c.Redis.DB = 2
+			c.Redis.Cluster = RedisCluster{Addrs: []string{"n1:7000"}}
+		}, want: "redis.db: must be 0 with redis.cluster: a cluster has only database 0"},
+		{name: "cluster addr bad", change: func(c *Config) {
+			c.Redis.Addr = ""
+			c.Redis.Cluster = RedisCluster{Addrs: []string{"n1"}}
+		}, want: `redis.cluster.addrs[0]: "n1" is not host:port`},
+		{name: "cluster and sentinel", change: func(c *Config) {
+			c.Redis.Addr = ""
+			c.Redis.Cluster = RedisCluster{Addrs: []string{"n1:7000"}}
+			c.Redis.Sentinel = Sentinel{MasterName: "m", Addrs: []string{"s1:26379"}}
+		}, want: "redis.sentinel: set redis.sentinel or redis.cluster, not both"},
 		{name: "callback token without aes_key", change: func(c *Config) {
 			c.Callback.Token, c.Callback.OwnerKey = "tok123456", "corp"
 		}, want: "callback.aes_key: 0 bytes, want exactly 43 characters of [a-zA-Z0-9]"},
@@ -424,6 +485,14 @@ redis:
 			"DINGQ_REDIS_PASSWORD=" + secret,
 			"DINGQ_API_TOKENS=" + secret[:8],
 		}, want: "api.tokens[0]: must be at least 16 characters"},
+		{name: "ui password too short", yaml: `
+api:
+  ui_users: [{name: ops, password: "` + secret[:10] + `"}]
+`, want: "api.ui_users[0].password: must be at least 16 characters"},
+		{name: "sentinel password, no master", yaml: `
+redis:
+  sentinel: {addrs: ["s:26379"], password: "` + secret + `"}
+`, want: "redis.sentinel.master_name: is required with redis.sentinel.addrs"},
 		{name: "secret override of a missing app", yaml: "", environ: []string{
 			"DINGQ_DINGTALK_APPS_0_APP_SECRET=" + secret,
 		}, want: "DINGQ_DINGTALK_APPS_0_APP_SECRET: dingtalk.apps[0] does not exist: dingtalk.apps has 0 items"},

@@ -23,6 +23,7 @@ const (
 	maxConcurrency = 1000
 	maxMaxRetry    = 1000
 	minTokenLen    = 16
+	maxUINameLen   = 64
 	minRetention   = time.Minute
 	// asynq's GroupGracePeriod is at least a second.
 	minCoalesceWindow   = time.Second
@@ -38,6 +39,7 @@ func (c *Config) Validate() error {
 	d := *c
 	d.DingTalk.Apps = slices.Clone(c.DingTalk.Apps)
 	d.API.Tokens = slices.Clone(c.API.Tokens)
+	d.API.UIUsers = slices.Clone(c.API.UIUsers)
 	d.setDefaults()
 
 	var v validator
@@ -62,14 +64,45 @@ func (v *validator) add(key, format string, args ...any) {
 }
 
 func (r *Redis) validate(v *validator) {
-	if !isHostPort(r.Addr) {
+	switch {
+	case r.Sentinel.On() && r.Cluster.On():
+		v.add("redis.sentinel", "set redis.sentinel or redis.cluster, not both")
+	case r.Addr != "" && r.Sentinel.On():
+		v.add("redis.addr", "set redis.addr or redis.sentinel, not both (an empty DINGQ_REDIS_ADDR= clears it)")
+	case r.Addr != "" && r.Cluster.On():
+		v.add("redis.addr", "set redis.addr or redis.cluster, not both (an empty DINGQ_REDIS_ADDR= clears it)")
+	case !r.Sentinel.On() && !r.Cluster.On() && !isHostPort(r.Addr):
 		v.add("redis.addr", "%q is not host:port", r.Addr)
+	}
+	if r.Sentinel.On() {
+		if r.Sentinel.MasterName == "" {
+			v.add("redis.sentinel.master_name", "is required with redis.sentinel.addrs")
+		}
+		if len(r.Sentinel.Addrs) == 0 {
+			v.add("redis.sentinel.addrs", "at least one sentinel is required with redis.sentinel.master_name")
+		}
+		hostPorts(v, "redis.sentinel.addrs", r.Sentinel.Addrs)
+	}
+	if r.Cluster.On() {
+		hostPorts(v, "redis.cluster.addrs", r.Cluster.Addrs)
+		if r.DB != 0 {
+			v.add("redis.db", "must be 0 with redis.cluster: a cluster has only database 0")
+		}
 	}
 	if r.DB < 0 {
 		v.add("redis.db", "must be >= 0")
 	}
 	if !keyPrefixRE.MatchString(r.KeyPrefix) {
 		v.add("redis.key_prefix", "%q may hold only letters, digits, '_', '.' and '-'", r.KeyPrefix)
+	}
+}
+
+// hostPorts checks that every address of the list at key is host:port.
+func hostPorts(v *validator, key string, addrs []string) {
+	for i, a := range addrs {
+		if !isHostPort(a) {
+			v.add(key+"["+strconv.Itoa(i)+"]", "%q is not host:port", a)
+		}
 	}
 }
 
@@ -170,6 +203,9 @@ func (w *Worker) validate(v *validator) {
 	if w.CoalesceMaxDelay > maxCoalesceMaxDelay {
 		v.add("worker.coalesce_max_delay", "must be <= %v", maxCoalesceMaxDelay)
 	}
+	if w.MetricsListen != "" && !isHostPort(w.MetricsListen) {
+		v.add("worker.metrics_listen", "%q is not host:port", w.MetricsListen)
+	}
 }
 
 func (a *API) validate(v *validator) {
@@ -188,6 +224,25 @@ func (a *API) validate(v *validator) {
 	}
 	if a.MaxRecipients < 1 || a.MaxRecipients > maxMaxRecipients {
 		v.add("api.max_recipients", "must be 1 to %d", maxMaxRecipients)
+	}
+	seen := make(map[string]bool, len(a.UIUsers))
+	for i, u := range a.UIUsers {
+		key := "api.ui_users[" + strconv.Itoa(i) + "]"
+		switch {
+		case u.Name == "":
+			v.add(key+".name", "is required")
+		case utf8.RuneCountInString(u.Name) > maxUINameLen || strings.ContainsAny(u.Name, ":\r\n"):
+			v.add(key+".name", "must be 1 to %d characters, without ':'", maxUINameLen)
+		case seen[u.Name]:
+			v.add(key+".name", "%q is already a user", u.Name)
+		}
+		seen[u.Name] = true
+		if utf8.RuneCountInString(u.Password) < minTokenLen {
+			v.add(key+".password", "must be at least %d characters", minTokenLen)
+		}
+	}
+	if a.UIPrometheusURL != "" && !absoluteHTTP(a.UIPrometheusURL) {
+		v.add("api.ui_prometheus_url", "%q is not an absolute http or https URL", a.UIPrometheusURL)
 	}
 }
 
