@@ -22,6 +22,7 @@ const (
 	CodeInternal        = "internal"
 	CodeMethod          = "method_not_allowed"
 	CodeUnsupportedType = "unsupported_media_type"
+	CodeReadOnly        = "read_only"
 )
 
 // ErrorBody is the JSON of every error answer.

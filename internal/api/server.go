@@ -37,14 +37,32 @@ type Config struct {
 	// POST /v1/callbacks/dingtalk, any other at /v1/callbacks/dingtalk/{name}.
 	// They take no bearer token: DingTalk's signature is their check.
 	Callbacks map[string]http.Handler
-	// Logger receives one line per request. If nil, nothing is logged.
+	// UI, if set, is served at /ui/ (the asynq web UI, NewUI) to a bearer
+	// token of Tokens or a login of UIUsers (HTTP basic authentication,
+	// which browsers ask for); with neither configured, to everyone.
+	UI http.Handler
+	// UIUsers are the logins of UI and Metrics.
+	UIUsers []UIUser
+	// UIReadOnly refuses every request to UI but GET and HEAD with 403.
+	UIReadOnly bool
+	// Metrics, if set, is served at GET /metrics to the same credentials
+	// as UI.
+	Metrics http.Handler
+	// Logger receives one line per request (those of UI and Metrics at
+	// debug level). If nil, nothing is logged.
 	Logger *zap.Logger
+}
+
+// UIUser is a login of the web UI and /metrics.
+type UIUser struct {
+	Name, Password string
 }
 
 // Server is the API's http.Handler.
 type Server struct {
 	producer *producer.Producer
 	tokens   [][32]byte
+	users    []userHash
 	maxBody  int64
 	maxIDs   int
 	log      *zap.Logger
@@ -69,6 +87,23 @@ func New(cfg Config) (*Server, error) {
 		mux: http.NewServeMux()}
 	for _, t := range cfg.Tokens {
 		s.tokens = append(s.tokens, sha256.Sum256([]byte(t)))
+	}
+	for _, u := range cfg.UIUsers {
+		if u.Name == "" || u.Password == "" {
+			return nil, errors.New("api: a UIUser needs a name and a password")
+		}
+		s.users = append(s.users, userHash{sha256.Sum256([]byte(u.Name)), sha256.Sum256([]byte(u.Password))})
+	}
+	if cfg.UI != nil {
+		ui := cfg.UI
+		if cfg.UIReadOnly {
+			ui = readOnly(ui)
+		}
+		s.mux.Handle(UIPath+"/", s.authUI(ui))
+		s.mux.Handle("GET "+UIPath, http.RedirectHandler(UIPath+"/", http.StatusMovedPermanently))
+	}
+	if cfg.Metrics != nil {
+		s.mux.Handle("GET /metrics", s.authUI(cfg.Metrics))
 	}
 	s.mux.HandleFunc("POST /v1/messages", s.auth(s.handleSend))
 	s.mux.HandleFunc("GET /v1/messages/{id}", s.auth(s.handleStatus))
@@ -105,7 +140,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				writeError(rw, http.StatusInternalServerError, CodeInternal, "", "internal error")
 			}
 		}
-		s.log.Info("api request", zap.String("method", r.Method), zap.String("path", r.URL.Path),
+		lvl := zap.InfoLevel
+		if strings.HasPrefix(r.URL.Path, UIPath+"/") || r.URL.Path == "/metrics" {
+			lvl = zap.DebugLevel // the UI polls every few seconds; so does Prometheus
+		}
+		s.log.Log(lvl, "api request", zap.String("method", r.Method), zap.String("path", r.URL.Path),
 			zap.Int("status", rw.status), zap.Duration("took", time.Since(start)),
 			zap.String("remote", r.RemoteAddr))
 	}()
@@ -135,25 +174,66 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 // in constant time) or when no token is configured.
 func (s *Server) auth(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if len(s.tokens) == 0 {
+		if len(s.tokens) == 0 || s.bearer(r) {
 			next(w, r)
 			return
-		}
-		scheme, given, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-		if ok && strings.EqualFold(scheme, "Bearer") {
-			sum := sha256.Sum256([]byte(strings.TrimSpace(given)))
-			match := 0
-			for i := range s.tokens {
-				match |= subtle.ConstantTimeCompare(sum[:], s.tokens[i][:])
-			}
-			if match == 1 {
-				next(w, r)
-				return
-			}
 		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="dingq"`)
 		writeError(w, http.StatusUnauthorized, CodeUnauthenticated, "", "missing or wrong bearer token in the Authorization header")
 	}
+}
+
+// authUI lets a request through when it carries one of the tokens or the
+// basic-auth login of a UI user, or when neither is configured. Its 401
+// asks browsers for a login.
+func (s *Server) authUI(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(s.tokens) == 0 && len(s.users) == 0 || s.bearer(r) || s.basic(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if len(s.users) > 0 {
+			w.Header().Add("WWW-Authenticate", `Basic realm="dingq", charset="UTF-8"`)
+		}
+		if len(s.tokens) > 0 {
+			w.Header().Add("WWW-Authenticate", `Bearer realm="dingq"`)
+		}
+		writeError(w, http.StatusUnauthorized, CodeUnauthenticated, "", "log in as a web UI user (api.ui_users) or send a bearer token")
+	})
+}
+
+// bearer reports whether r's Authorization header holds one of the tokens.
+// Every token is compared, in constant time.
+func (s *Server) bearer(r *http.Request) bool {
+	scheme, given, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || len(s.tokens) == 0 {
+		return false
+	}
+	sum := sha256.Sum256([]byte(strings.TrimSpace(given)))
+	match := 0
+	for i := range s.tokens {
+		match |= subtle.ConstantTimeCompare(sum[:], s.tokens[i][:])
+	}
+	return match == 1
+}
+
+// userHash is a UI login, hashed so that comparing takes the same time
+// whatever the lengths.
+type userHash struct{ name, password [32]byte }
+
+// basic reports whether r carries the basic-auth login of a UI user. Every
+// user is compared, name and password, in constant time.
+func (s *Server) basic(r *http.Request) bool {
+	name, password, ok := r.BasicAuth()
+	if !ok || len(s.users) == 0 {
+		return false
+	}
+	n, p := sha256.Sum256([]byte(name)), sha256.Sum256([]byte(password))
+	match := 0
+	for _, u := range s.users {
+		match |= subtle.ConstantTimeCompare(n[:], u.name[:]) & subtle.ConstantTimeCompare(p[:], u.password[:])
+	}
+	return match == 1
 }
 
 // SendResponse is the answer to an accepted message: its id, and for a
