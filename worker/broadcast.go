@@ -76,6 +76,9 @@ func (h *Handlers) HandleBatch(ctx context.Context, t *asynq.Task) error {
 		return err
 	}
 	annotate(ctx, zap.String("verdict", string(v)))
+	if v == outcome.BatchCanceled {
+		h.countBatch(ctx, p.App, p.ID, outcome.ResultCanceled, len(rcpts), nil)
+	}
 	switch v {
 	case outcome.BatchGo:
 	case outcome.BatchBusy:
@@ -90,6 +93,8 @@ func (h *Handlers) HandleBatch(ctx context.Context, t *asynq.Task) error {
 		if err != nil {
 			h.log.Error("batch outcome could not be recorded", zap.String("message_id", p.ID),
 				zap.String("batch", p.Batch), zap.String("to", string(e.To)), zap.Error(err))
+		} else if e.To == outcome.StatusFailed {
+			h.countBatch(ctx, p.App, p.ID, outcome.ResultRejected, len(e.Recipients), nil)
 		}
 		return err
 	}
@@ -248,14 +253,18 @@ func (h *Handlers) resultsError(ctx context.Context, p *producer.ResultsPayload,
 }
 
 func (h *Handlers) recordResults(ctx context.Context, p *producer.ResultsPayload, r outcome.BatchResults) error {
-	var notSent bool
+	var notSent, recorded bool
 	err := h.retryRedis(ctx, func(ctx context.Context) error {
-		_, err := h.store.RecordResults(ctx, p.Batch.ID, p.Batch.Batch, r)
+		var err error
+		recorded, err = h.store.RecordResults(ctx, p.Batch.ID, p.Batch.Batch, r)
 		if notSent = errors.Is(err, outcome.ErrNotSent); notSent {
 			return nil
 		}
 		return err
 	})
+	if recorded {
+		h.countBatch(ctx, p.Batch.App, p.Batch.ID, "", 0, &r)
+	}
 	if notSent {
 		h.log.Error("results of a batch not recorded as sent: dropped", zap.String("message_id", p.Batch.ID),
 			zap.String("batch", p.Batch.Batch), zap.Int64("dingtalk_task_id", p.TaskID))

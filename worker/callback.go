@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/dingq/dingq/dingtalk"
+	"github.com/dingq/dingq/internal/metrics"
 	"github.com/dingq/dingq/internal/outcome"
 	"github.com/dingq/dingq/producer"
 	"github.com/hibiken/asynq"
@@ -89,7 +90,9 @@ func (h *Handlers) HandleCallbackEvent(ctx context.Context, t *asynq.Task) error
 	if cb.ForwardURL != "" && matches(cb.ForwardEvents, p.Type) {
 		sinks = append(sinks, "forward")
 		if done["forward"] == "" {
-			if err := h.forward(ctx, id, &p); err != nil {
+			err := h.forward(ctx, id, &p)
+			h.metrics.CallbackForwarded(metrics.SinkForward, err == nil)
+			if err != nil {
 				return err
 			}
 			if err := mark("forward"); err != nil {
@@ -103,7 +106,9 @@ func (h *Handlers) HandleCallbackEvent(ctx context.Context, t *asynq.Task) error
 			args := &redis.XAddArgs{Stream: cb.StreamKey, Approx: true, MaxLen: cb.StreamMaxLen,
 				Values: map[string]any{"id": id, "type": p.Type, "event": string(p.Event),
 					"received_at": p.ReceivedAt.Format(time.RFC3339Nano)}}
-			if err := h.rdb.XAdd(ctx, args).Err(); err != nil {
+			err := h.rdb.XAdd(ctx, args).Err()
+			h.metrics.CallbackForwarded(metrics.SinkStream, err == nil)
+			if err != nil {
 				return fmt.Errorf("adding the event to stream %s: %w", cb.StreamKey, err)
 			}
 			if err := mark("stream"); err != nil {
@@ -177,7 +182,7 @@ func (h *Handlers) HandleCallbackAdmin(ctx context.Context, t *asynq.Task) error
 		}
 		cb := &dingtalk.Callback{Tags: h.callback.Tags, Token: h.callback.Token, AESKey: h.callback.AESKey, URL: h.callback.URL}
 		var res json.RawMessage
-		err := h.admitted(ctx, app, "/call_back/"+p.Action, func(tok string) error {
+		err := h.admitted(ctx, app, callbackPath(p.Action), func(tok string) error {
 			switch p.Action {
 			case "register":
 				err := h.client.RegisterCallback(ctx, tok, cb)
@@ -203,6 +208,21 @@ func (h *Handlers) HandleCallbackAdmin(ctx context.Context, t *asynq.Task) error
 	})
 }
 
+// callbackPath is the DingTalk endpoint of a callback action, as the
+// rate limits and the metrics name it: the action is the task's, so only
+// the four known ones are told apart, as the admin task does.
+func callbackPath(action string) string {
+	switch action {
+	case "register":
+		return dingtalk.PathRegisterCallback
+	case "update":
+		return dingtalk.PathUpdateCallback
+	case "delete":
+		return dingtalk.PathDeleteCallback
+	}
+	return dingtalk.PathGetCallback
+}
+
 // errNotConfigured fails a task the worker's configuration cannot do.
 var errNotConfigured = errors.New("not configured")
 
@@ -211,6 +231,7 @@ var errNotConfigured = errors.New("not configured")
 // retrying or failed as for messages.
 func (h *Handlers) kindTask(ctx context.Context, id, appName, what string, do func(App) (json.RawMessage, error)) error {
 	annotate(ctx, zap.String("task", what), zap.String("app", appName), zap.String("record_id", id))
+	c := counted{app: appName, kind: kindOf(what)}
 	n, err := h.store.Apply(ctx, id, outcome.Transition{To: outcome.StatusSending, NewAttempt: true})
 	var te *outcome.TerminalError
 	if errors.As(err, &te) {
@@ -221,17 +242,17 @@ func (h *Handlers) kindTask(ctx context.Context, id, appName, what string, do fu
 	}
 	app, known := h.apps[appName]
 	if !known {
-		return h.finish(ctx, id, n, fmt.Errorf("%w %q: not in this worker's dingtalk.apps", errUnknownApp, appName))
+		return h.finish(ctx, c, id, n, fmt.Errorf("%w %q: not in this worker's dingtalk.apps", errUnknownApp, appName))
 	}
 	res, err := do(app)
 	if errors.Is(err, errNotConfigured) {
-		return h.finish(ctx, id, n, fmt.Errorf("%w: %w", errUnknownApp, err))
+		return h.finish(ctx, c, id, n, fmt.Errorf("%w: %w", errUnknownApp, err))
 	}
 	if err != nil {
-		return h.finish(ctx, id, n, err)
+		return h.finish(ctx, c, id, n, err)
 	}
 	tr := outcome.Transition{To: outcome.StatusSent, Result: res, Attempt: &outcome.Attempt{N: n, Result: outcome.StatusSent}}
-	if err := h.record(ctx, id, tr); err != nil {
+	if err := h.record(ctx, c, id, tr); err != nil {
 		h.log.Error("task done but its outcome could not be recorded", zap.String("record_id", id), zap.Error(err))
 	}
 	return nil

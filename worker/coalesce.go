@@ -183,6 +183,9 @@ func (h *Handlers) HandleCoalesced(ctx context.Context, t *asynq.Task) (err erro
 		st, err := h.store.Status(ctx, m.ID)
 		switch {
 		case err == nil && st.Terminal():
+			if st == outcome.StatusCanceled {
+				h.countFinal(counted{app: p.App, kind: kindMessage, recipients: len(m.UserIDs)}, st)
+			}
 			continue
 		case err != nil && !errors.Is(err, outcome.ErrNotFound):
 			return err
@@ -287,8 +290,9 @@ func (h *Handlers) sendCall(ctx context.Context, p *producer.CoalescedPayload, c
 			to = outcome.StatusFailed
 		}
 		for i, m := range msgs {
+			c := counted{app: p.App, kind: kindMessage, recipients: len(m.UserIDs)}
 			tr := outcome.Transition{To: to, Err: info, Attempt: &outcome.Attempt{N: attempts[i], Result: to, Error: info}}
-			if rerr := h.record(ctx, m.ID, tr); rerr != nil {
+			if rerr := h.record(ctx, c, m.ID, tr); rerr != nil {
 				h.log.Error("outcome could not be recorded", zap.String("message_id", m.ID), zap.Error(rerr))
 			}
 		}
@@ -297,9 +301,10 @@ func (h *Handlers) sendCall(ctx context.Context, p *producer.CoalescedPayload, c
 	// DingTalk has the messages: record that before anything else, and
 	// never answer the queue with an error that would send them again.
 	for i, m := range msgs {
+		c := counted{app: p.App, kind: kindMessage, recipients: len(m.UserIDs)}
 		tr := outcome.Transition{To: outcome.StatusSent, TaskID: res.TaskID, RequestID: res.RequestID,
 			Attempt: &outcome.Attempt{N: attempts[i], Result: outcome.StatusSent, RequestID: res.RequestID}}
-		if err := h.record(ctx, m.ID, tr); err != nil {
+		if err := h.record(ctx, c, m.ID, tr); err != nil {
 			h.log.Error("message sent but its outcome could not be recorded",
 				zap.String("message_id", m.ID), zap.Int64("dingtalk_task_id", res.TaskID), zap.Error(err))
 		}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dingq/dingq/dingtalk"
+	"github.com/dingq/dingq/internal/metrics"
 	"github.com/dingq/dingq/internal/outcome"
 	"github.com/dingq/dingq/internal/token"
 	"github.com/dingq/dingq/producer"
@@ -62,6 +63,7 @@ type Handlers struct {
 	httpClient   *http.Client
 	sessionPaths SessionPaths
 	events       *producer.Producer
+	metrics      *metrics.Metrics
 }
 
 // errUnknownApp fails a message for an app the worker is not configured for.
@@ -78,12 +80,16 @@ func (h *Handlers) HandleMessageSend(ctx context.Context, t *asynq.Task) error {
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	}
 	annotate(ctx, zap.String("message_id", p.ID), zap.String("app", p.App))
+	c := counted{app: p.App, kind: kindMessage, recipients: len(p.UserIDs) + len(p.DeptIDs)}
 
 	// A message already final takes none of DingTalk's budget.
 	st, err := h.store.Status(ctx, p.ID)
 	switch {
 	case err == nil && st.Terminal():
 		annotate(ctx, zap.String("status", string(st)), zap.Bool("duplicate", true))
+		if st == outcome.StatusCanceled {
+			h.countFinal(c, st) // its task leaves the queue now
+		}
 		return nil
 	case err != nil && !errors.Is(err, outcome.ErrNotFound):
 		return err
@@ -107,6 +113,9 @@ func (h *Handlers) HandleMessageSend(ctx context.Context, t *asynq.Task) error {
 	var te *outcome.TerminalError
 	if errors.As(err, &te) {
 		annotate(ctx, zap.String("status", string(te.Status)), zap.Bool("duplicate", true))
+		if te.Status == outcome.StatusCanceled {
+			h.countFinal(c, te.Status)
+		}
 		return nil
 	}
 	if err != nil {
@@ -115,13 +124,13 @@ func (h *Handlers) HandleMessageSend(ctx context.Context, t *asynq.Task) error {
 	annotate(ctx, zap.Int("attempt", n))
 
 	if !known {
-		return h.finish(ctx, p.ID, n, fmt.Errorf("%w %q: not in this worker's dingtalk.apps", errUnknownApp, p.App))
+		return h.finish(ctx, c, p.ID, n, fmt.Errorf("%w %q: not in this worker's dingtalk.apps", errUnknownApp, p.App))
 	}
 	req := &dingtalk.SendRequest{AgentID: app.AgentID, UserIDs: p.UserIDs, DeptIDs: p.DeptIDs,
 		ToAllUser: p.ToAllUser, Msg: p.Msg}
 	res, err := h.send(ctx, app, req, cost, nil)
 	if err != nil {
-		return h.finish(ctx, p.ID, n, err)
+		return h.finish(ctx, c, p.ID, n, err)
 	}
 	annotate(ctx, zap.Int64("dingtalk_task_id", res.TaskID), zap.String("request_id", res.RequestID),
 		zap.String("status", string(outcome.StatusSent)))
@@ -129,7 +138,7 @@ func (h *Handlers) HandleMessageSend(ctx context.Context, t *asynq.Task) error {
 	// answer the queue with an error that would send it again.
 	tr := outcome.Transition{To: outcome.StatusSent, TaskID: res.TaskID, RequestID: res.RequestID,
 		Attempt: &outcome.Attempt{N: n, Result: outcome.StatusSent, RequestID: res.RequestID}}
-	if err := h.record(ctx, p.ID, tr); err != nil {
+	if err := h.record(ctx, c, p.ID, tr); err != nil {
 		h.log.Error("message sent but its outcome could not be recorded",
 			zap.String("message_id", p.ID), zap.Int64("dingtalk_task_id", res.TaskID), zap.Error(err))
 	}
@@ -158,6 +167,7 @@ func (h *Handlers) send(ctx context.Context, app App, req *dingtalk.SendRequest,
 // attempt in its outcome.) again runs before any second call and stops it
 // with its error (a broadcast canceled meanwhile).
 func (h *Handlers) call(ctx context.Context, app App, api string, cost int, again func(context.Context) error, do func(token string) error) error {
+	do = h.measured(app.Name, api, do)
 	tok, err := h.tokens.Token(ctx, app.Name, app.Credentials)
 	if err != nil {
 		return err
@@ -212,11 +222,11 @@ func recipients(p *producer.MessageSendPayload) int {
 	return n
 }
 
-// finish records a failed attempt and tells the queue what follows: a
-// permanent error or the last allowed failure ends the message (failed,
-// SkipRetry); anything else is retried; a cancelled context hands the task
-// back untouched.
-func (h *Handlers) finish(ctx context.Context, id string, n int, err error) error {
+// finish records a failed attempt of record c and tells the queue what
+// follows: a permanent error or the last allowed failure ends the message
+// (failed, SkipRetry); anything else is retried; a cancelled context hands
+// the task back untouched.
+func (h *Handlers) finish(ctx context.Context, c counted, id string, n int, err error) error {
 	final, info, ret := h.judge(ctx, err, n)
 	to := outcome.StatusRetrying
 	if final {
@@ -224,7 +234,7 @@ func (h *Handlers) finish(ctx context.Context, id string, n int, err error) erro
 	}
 	annotate(ctx, zap.String("status", string(to)))
 	tr := outcome.Transition{To: to, Err: info, Attempt: &outcome.Attempt{N: n, Result: to, Error: info}}
-	if rerr := h.record(ctx, id, tr); rerr != nil {
+	if rerr := h.record(ctx, c, id, tr); rerr != nil {
 		h.log.Error("outcome could not be recorded", zap.String("message_id", id), zap.Error(rerr))
 	}
 	return ret
@@ -259,16 +269,24 @@ func (h *Handlers) judge(ctx context.Context, err error, n int) (final bool, inf
 	return false, info, err
 }
 
-// record applies a transition even when ctx is done (a shutdown must still
-// write down what happened), trying a few times over Redis hiccups. A
-// record already final is left as it is.
-func (h *Handlers) record(ctx context.Context, id string, tr outcome.Transition) error {
-	return h.retryRedis(ctx, func(ctx context.Context) error {
-		if _, err := h.store.Apply(ctx, id, tr); err != nil && !errors.Is(err, outcome.ErrTerminal) {
+// record applies a transition of record c even when ctx is done (a
+// shutdown must still write down what happened), trying a few times over
+// Redis hiccups. A record already final is left as it is; one this makes
+// final is counted.
+func (h *Handlers) record(ctx context.Context, c counted, id string, tr outcome.Transition) error {
+	applied := false
+	err := h.retryRedis(ctx, func(ctx context.Context) error {
+		_, err := h.store.Apply(ctx, id, tr)
+		if err != nil && !errors.Is(err, outcome.ErrTerminal) {
 			return err
 		}
+		applied = err == nil
 		return nil
 	})
+	if applied && tr.To.Terminal() {
+		h.countFinal(c, tr.To)
+	}
+	return err
 }
 
 // errorInfo turns err into what the outcome shows: DingTalk's code and

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dingq/dingq/dingtalk"
+	"github.com/dingq/dingq/internal/metrics"
 	"github.com/dingq/dingq/internal/ratelimit"
 	"go.uber.org/zap"
 )
@@ -42,6 +43,7 @@ type limits struct {
 	fleet   ratelimit.Limit
 	maxWait time.Duration
 	log     *zap.Logger
+	metrics *metrics.Metrics
 
 	mu     sync.Mutex
 	factor map[string]float64 // last seen scale of app+api's calls
@@ -59,8 +61,8 @@ func limitOf(n, def int, per time.Duration) ratelimit.Limit {
 	return ratelimit.Limit{N: n, Per: per}
 }
 
-func newLimits(lim *ratelimit.Limiter, apps []App, fleetPer20s int, maxWait time.Duration, log *zap.Logger) *limits {
-	l := &limits{lim: lim, apps: map[string]appLimits{}, maxWait: maxWait, log: log,
+func newLimits(lim *ratelimit.Limiter, apps []App, fleetPer20s int, maxWait time.Duration, log *zap.Logger, m *metrics.Metrics) *limits {
+	l := &limits{lim: lim, apps: map[string]appLimits{}, maxWait: maxWait, log: log, metrics: m,
 		fleet: limitOf(fleetPer20s, DefaultFleetCallsPer20s, 20*time.Second), factor: map[string]float64{}}
 	for _, a := range apps {
 		l.apps[a.Name] = appLimits{
@@ -76,10 +78,12 @@ func newLimits(lim *ratelimit.Limiter, apps []App, fleetPer20s int, maxWait time
 // for once more after waiting up to maxWait, so idle worker slots do not
 // spin through the queue; if it is still too far, admit answers a
 // throttledError: the task goes back to the queue until then, not counted
-// as a failure.
+// as a failure. The metrics get how long an admitted call waited in all,
+// and each task handed back.
 func (l *limits) admit(ctx context.Context, app, api string, cost int) error {
 	a := l.apps[app]
 	req := ratelimit.Request{App: app, API: api, Calls: a.calls, Recipients: a.recipients, Cost: cost, Fleet: l.fleet}
+	var waited time.Duration
 	for try := 0; ; try++ {
 		d, err := l.lim.Reserve(ctx, req, l.maxWait)
 		if err != nil {
@@ -91,14 +95,21 @@ func (l *limits) admit(ctx context.Context, app, api string, cost int) error {
 			if d.Wait > 0 {
 				annotate(ctx, zap.Duration("rate_wait", d.Wait), zap.String("rate_limit", d.Limit))
 			}
-			return sleep(ctx, d.Wait)
+			if err := sleep(ctx, d.Wait); err != nil {
+				return err
+			}
+			l.metrics.LimiterWait(app, api, waited+max(d.Wait, 0))
+			return nil
 		case try > 0:
 			annotate(ctx, zap.String("rate_limited", d.Limit), zap.Duration("retry_in", d.Wait))
+			l.metrics.LimiterDeferred(app, api)
 			return &throttledError{err: &limitError{limit: d.Limit, wait: d.Wait}, wait: d.Wait}
 		}
-		if err := sleep(ctx, min(d.Wait-l.maxWait, l.maxWait)); err != nil {
+		pause := min(d.Wait-l.maxWait, l.maxWait)
+		if err := sleep(ctx, pause); err != nil {
 			return err
 		}
+		waited += max(pause, 0)
 	}
 }
 
@@ -117,10 +128,15 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
+// seen keeps f, the factor the limiter scales app's calls to api by, and
+// tells the metrics the rate it allows.
 func (l *limits) seen(app, api string, f float64) {
 	l.mu.Lock()
 	l.factor[app+" "+api] = f
 	l.mu.Unlock()
+	if c := l.apps[app].calls; c.On() {
+		l.metrics.LimiterRate(app, api, float64(c.N)/c.Per.Seconds()*f)
+	}
 }
 
 // observe adapts the limits to DingTalk's answer err to a call of app to

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dingq/dingq/dingtalk"
+	"github.com/dingq/dingq/internal/metrics"
 	"github.com/dingq/dingq/internal/outcome"
 	"github.com/dingq/dingq/internal/ratelimit"
 	"github.com/dingq/dingq/internal/token"
@@ -96,6 +97,10 @@ type Config struct {
 	SessionPaths SessionPaths
 	// Logger receives the worker's logs. If nil, nothing is logged.
 	Logger *zap.Logger
+	// Metrics measures DingTalk's answers, the token cache, the rate
+	// limits, final statuses and callback sinks. If nil, nothing is
+	// measured.
+	Metrics *metrics.Metrics
 }
 
 func (c *Config) setDefaults() {
@@ -204,12 +209,12 @@ func New(cfg Config) (*Worker, error) {
 		apps:   make(map[string]App, len(cfg.Apps)),
 		client: cfg.Client,
 		tokens: token.New(cfg.Client, token.Config{Redis: cfg.Redis, KeyPrefix: cfg.KeyPrefix,
-			Logger: cfg.Logger.Named("token")}),
+			Logger: cfg.Logger.Named("token"), Metrics: cfg.Metrics}),
 		store:    outcome.NewStore(cfg.Redis, cfg.KeyPrefix, cfg.Retention),
 		log:      cfg.Logger,
 		maxDelay: cfg.RetryMaxDelay,
 		limits: newLimits(ratelimit.New(cfg.Redis, cfg.KeyPrefix), cfg.Apps, cfg.FleetCallsPer20s,
-			cfg.MaxLimitWait, cfg.Logger.Named("ratelimit")),
+			cfg.MaxLimitWait, cfg.Logger.Named("ratelimit"), cfg.Metrics),
 		queue:           asynq.NewClientFromRedisClient(cfg.Redis),
 		maxRetry:        cfg.MaxRetry,
 		resultsDelay:    cfg.ResultsDelay,
@@ -220,6 +225,7 @@ func New(cfg Config) (*Worker, error) {
 		callback:        cfg.Callback,
 		httpClient:      &http.Client{Timeout: sinkTimeout},
 		sessionPaths:    cfg.SessionPaths.WithDefaults(),
+		metrics:         cfg.Metrics,
 	}
 	events, err := producer.New(producer.Config{Redis: cfg.Redis, KeyPrefix: cfg.KeyPrefix, Retention: cfg.Retention,
 		MaxRetry: cfg.MaxRetry})

@@ -13,6 +13,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/dingq/dingq/dingtalk"
 	"github.com/dingq/dingq/dingtalk/fake"
+	"github.com/dingq/dingq/internal/metrics"
 	"github.com/dingq/dingq/producer"
 	"github.com/dingq/dingq/worker"
 	"github.com/hibiken/asynq"
@@ -49,6 +50,8 @@ type opts struct {
 	fake *fake.Options
 	// callback, if set, is the worker's callback configuration.
 	callback *worker.CallbackConfig
+	// metrics, if set, is what the worker measures into.
+	metrics *metrics.Metrics
 }
 
 func setup(t *testing.T, o opts) *env {
@@ -92,6 +95,7 @@ func setup(t *testing.T, o opts) *env {
 		ResultsDelay:   10 * time.Millisecond,
 		ResendDelay:    10 * time.Millisecond,
 		Callback:       o.callback,
+		Metrics:        o.metrics,
 		Logger:         zaptest.NewLogger(t),
 	})
 	if err != nil {

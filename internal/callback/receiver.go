@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/dingq/dingq/dingtalk"
+	"github.com/dingq/dingq/internal/metrics"
 	"github.com/dingq/dingq/producer"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
@@ -55,6 +56,9 @@ type Config struct {
 	Logger *zap.Logger
 	// Now tells the time (tests). If nil, time.Now.
 	Now func() time.Time
+	// Metrics counts the events taken, by type, and the requests refused,
+	// by reason. If nil, nothing is measured.
+	Metrics *metrics.Metrics
 }
 
 // Receiver is the http.Handler DingTalk pushes events to.
@@ -113,6 +117,7 @@ type refusal struct {
 }
 
 func (r *Receiver) refuse(w http.ResponseWriter, req *http.Request, f refusal) {
+	r.cfg.Metrics.CallbackRejected(f.reason)
 	r.cfg.Logger.Warn("callback refused", zap.String("receiver", r.cfg.Name), zap.String("reason", f.reason),
 		zap.String("detail", f.detail), zap.Int("status", f.status), zap.String("remote", req.RemoteAddr))
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
@@ -207,6 +212,7 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		r.cfg.Logger.Info("callback event", zap.String("receiver", r.cfg.Name), zap.String("event_type", typ),
 			zap.String("task_id", id), zap.Bool("duplicate", dup))
 	}
+	r.cfg.Metrics.CallbackReceived(typ)
 	r.answer(w, req, ts, nonce)
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dingq/dingq/dingtalk"
+	"github.com/dingq/dingq/internal/metrics"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 )
@@ -61,6 +62,8 @@ type Config struct {
 	Logger *zap.Logger
 	// Now tells the time. If nil, time.Now.
 	Now func() time.Time
+	// Metrics counts fetches and cache hits. If nil, nothing is measured.
+	Metrics *metrics.Metrics
 }
 
 func (c *Config) setDefaults() {
@@ -202,6 +205,7 @@ func (c *Cache) Token(ctx context.Context, app string, cred dingtalk.Credentials
 				c.startLocked(e, app, cred, false)
 			}
 			e.mu.Unlock()
+			c.cfg.Metrics.TokenCacheHit(app, metrics.LayerMemory)
 			return t.value, nil
 		}
 		if err := c.refusedLocked(e, app, cred, now); err != nil {
@@ -340,6 +344,7 @@ func (c *Cache) take(e *entry, st *state, app string, cred dingtalk.Credentials,
 		return "", false
 	}
 	e.tok = t
+	c.cfg.Metrics.TokenCacheHit(app, metrics.LayerRedis)
 	return t.value, true
 }
 
@@ -438,6 +443,7 @@ func (c *Cache) getToken(ctx context.Context, e *entry, app string, cred dingtal
 	start := time.Now()
 	tok, err := c.fetch.GetToken(ctx, cred)
 	took := time.Since(start)
+	c.cfg.Metrics.TokenFetch(app, err == nil)
 	if err != nil {
 		var de *dingtalk.Error
 		if errors.As(err, &de) && de.BadCredentials() {

@@ -1,0 +1,149 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dingq/dingq/dingtalk"
+	"github.com/dingq/dingq/internal/outcome"
+	"go.uber.org/zap"
+)
+
+// What the handlers tell the metrics (Config.Metrics): every call to
+// DingTalk goes through measured, every final status of a record through
+// record (or countFinal, for a message found canceled), every batch end
+// and result of a broadcast through countBatch; the rate limits measure
+// their own waits (limits.admit).
+
+// Kinds of records, as the metrics label them; a broadcast is
+// outcome.KindBroadcast.
+const (
+	kindMessage = "message"
+)
+
+// counted is a record as the metrics count it when it becomes final: its
+// app, its kind and its recipients.
+type counted struct {
+	app, kind  string
+	recipients int
+}
+
+// kindOf is the kind label of a kind task's what ("session create",
+// "callback register"): its first word.
+func kindOf(what string) string {
+	kind, _, _ := strings.Cut(what, " ")
+	return kind
+}
+
+// measured wraps do, a call of app to api, so that its errcode and its
+// duration are measured.
+func (h *Handlers) measured(app, api string, do func(token string) error) func(token string) error {
+	if h.metrics == nil {
+		return do
+	}
+	return func(tok string) error {
+		start := time.Now()
+		err := do(tok)
+		h.metrics.Call(app, api, errcode(err), time.Since(start))
+		return err
+	}
+}
+
+// errcode is the errcode label of a call's error: "0" for none, DingTalk's
+// errcode or string code, else what kept DingTalk's answer from us.
+func errcode(err error) string {
+	var de *dingtalk.Error
+	var ve *dingtalk.ValidationError
+	var ne net.Error
+	switch {
+	case err == nil:
+		return "0"
+	case errors.As(err, &de):
+		switch {
+		case de.IPBanned:
+			return "ip_banned"
+		case de.Code != 0:
+			return strconv.Itoa(de.Code)
+		case de.ErrorCode != "":
+			return word(de.ErrorCode)
+		case de.HTTPStatus >= 500:
+			return "http_5xx"
+		case de.HTTPStatus >= 400:
+			return "http_4xx"
+		}
+		return "http_other"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	case errors.As(err, &ve):
+		return "invalid"
+	}
+	return "transport"
+}
+
+// word is s if it is a short code of letters, digits, '.', '_' and '-',
+// else "other": a label value must stay one of few.
+func word(s string) string {
+	if len(s) > 64 {
+		return "other"
+	}
+	for _, c := range []byte(s) {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return "other"
+		}
+	}
+	return s
+}
+
+// countFinal counts record c that became final with status st, and its
+// recipients: sent, rejected (failed) or canceled.
+func (h *Handlers) countFinal(c counted, st outcome.Status) {
+	h.metrics.Message(c.app, c.kind, string(st))
+	switch st {
+	case outcome.StatusSent:
+		h.metrics.Recipients(c.app, string(outcome.StatusSent), c.recipients)
+	case outcome.StatusFailed:
+		h.metrics.Recipients(c.app, outcome.ResultRejected, c.recipients)
+	case outcome.StatusCanceled:
+		h.metrics.Recipients(c.app, outcome.ResultCanceled, c.recipients)
+	}
+}
+
+// countBatch counts what became of a broadcast's recipients: a batch
+// canceled or failed (status ResultCanceled or ResultRejected) or the
+// results of an accepted one (r); then the broadcast itself, if this
+// finished it.
+func (h *Handlers) countBatch(ctx context.Context, app, id, status string, n int, r *outcome.BatchResults) {
+	if h.metrics == nil {
+		return
+	}
+	h.metrics.Recipients(app, status, n)
+	if r != nil {
+		for _, l := range []struct {
+			status string
+			n      int
+		}{
+			{outcome.ResultInvalid, len(r.Invalid)}, {outcome.ResultForbidden, len(r.Forbidden)},
+			{outcome.ResultFailed, len(r.Failed)}, {outcome.ResultRead, len(r.Read)},
+			{outcome.ResultUnread, len(r.Unread)}, {outcome.ResultUnknown, len(r.Unknown)},
+		} {
+			h.metrics.Recipients(app, l.status, l.n)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer cancel()
+	st, ok, err := h.store.ClaimFinished(ctx, id)
+	if err != nil {
+		h.log.Warn("could not tell whether the broadcast finished; its finish is not counted",
+			zap.String("message_id", id), zap.Error(err))
+		return
+	}
+	if ok {
+		h.metrics.Message(app, outcome.KindBroadcast, string(st))
+	}
+}
