@@ -244,13 +244,44 @@ func TestAdaptive(t *testing.T) {
 	}
 }
 
-// TestRealRedisConcurrent runs the scripts on a real redis-server, from
-// many goroutines at once: every slot stays within the limit.
+// TestRealRedisConcurrent runs the scripts on a real redis-server and on
+// a Redis Cluster of 3 masters (where a key of another slot in one script
+// fails it with CROSSSLOT), from many goroutines at once: every slot stays
+// within the limit.
 func TestRealRedisConcurrent(t *testing.T) {
-	rs := redistest.Start(t)
-	l := ratelimit.New(rs.Client(t), "test")
+	tests := []struct {
+		name   string
+		client func(t *testing.T) redis.UniversalClient
+	}{
+		{"redis", func(t *testing.T) redis.UniversalClient { return redistest.Start(t).Client(t) }},
+		{"cluster", func(t *testing.T) redis.UniversalClient { return redistest.StartCluster(t, 3).Client(t) }},
+	}
+	for _, tt := range tests {
+		// One after the other: the slots are checked to the millisecond.
+		t.Run(tt.name, func(t *testing.T) { testConcurrent(t, tt.client(t)) })
+	}
+}
+
+func testConcurrent(t *testing.T, rdb redis.UniversalClient) {
+	l := ratelimit.New(rdb, "test")
+	ctx := context.Background()
+	// Every script once, every limit on: the pause and adapt keys, the
+	// fleet's, the app's calls and recipients.
+	if _, _, err := l.Throttled(ctx, "hr", "/send"); err != nil {
+		t.Fatalf("Throttled: %v", err)
+	}
+	if _, _, err := l.Succeeded(ctx, "hr", "/send"); err != nil {
+		t.Fatalf("Succeeded: %v", err)
+	}
+	if err := l.Pause(ctx, time.Millisecond); err != nil {
+		t.Fatalf("Pause: %v", err)
+	}
+	if err := rdb.Del(ctx, "test:{rate}:adapt:hr:/send", "test:{rate}:pause").Err(); err != nil {
+		t.Fatal(err)
+	}
 	req := ratelimit.Request{App: "hr", API: "/send", Calls: ratelimit.Limit{N: 50, Per: time.Second},
-		Recipients: ratelimit.Limit{N: 1000, Per: time.Second}, Cost: 10}
+		Recipients: ratelimit.Limit{N: 1000, Per: time.Second}, Cost: 10,
+		Fleet: ratelimit.Limit{N: 10000, Per: 20 * time.Second}}
 	start := time.Now()
 	var mu sync.Mutex
 	var at []time.Duration

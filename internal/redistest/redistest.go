@@ -1,6 +1,9 @@
 // Package redistest starts a real redis-server for integration tests: its
 // own process on a free port, with nothing kept on disk, stopped when the
 // test ends. Tests never share a Redis with each other or with the machine.
+// StartCluster starts a Redis Cluster (redis-cli forms it) and
+// StartSentinel a master, its replica and a Redis Sentinel, for the code
+// that must work on them too.
 //
 // When redis-server is not installed the test is skipped with a loud
 // message, except under CI (the CI environment variable set), where it fails:
@@ -34,13 +37,7 @@ type Server struct {
 // arguments are passed to redis-server (e.g. "--appendonly", "yes").
 func Start(t testing.TB, args ...string) *Server {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("redistest: redis-server is not installed, and CI is set: .ci/run must install it (apt-get install redis-server)")
-		}
-		t.Skip("redistest: SKIPPING integration test: redis-server is not installed (apt-get install redis-server)")
-	}
+	bin := lookBin(t, "redis-server")
 	var lastErr error
 	for range 5 {
 		port, err := freePort()
@@ -61,6 +58,12 @@ func start(t testing.TB, bin string, port int, args []string) (*Server, error) {
 	dir := t.TempDir()
 	argv := append([]string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "",
 		"--appendonly", "no", "--dir", dir, "--daemonize", "no", "--loglevel", "warning"}, args...)
+	return launch(t, bin, dir, port, argv)
+}
+
+// launch runs bin with argv in dir, its log in dir/redis.log, until t
+// ends, and waits until it answers PING on port.
+func launch(t testing.TB, bin, dir string, port int, argv []string) (*Server, error) {
 	cmd := exec.Command(bin, argv...)
 	logf, err := os.Create(dir + "/redis.log")
 	if err != nil {

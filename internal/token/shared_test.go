@@ -11,7 +11,6 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/dingq/dingq/internal/token"
-	"github.com/redis/go-redis/v9"
 )
 
 const prefix = "test"
@@ -19,25 +18,35 @@ const prefix = "test"
 // fleet is several "processes" (caches, each with its own Redis client)
 // sharing one Redis, one fetcher and one clock.
 type fleet struct {
-	mr     *miniredis.Miniredis
+	mr     *miniredis.Miniredis // nil on a real Redis
+	b      *backend
+	prefix string // the caches' KeyPrefix
 	f      *fetcher
 	clock  *clock
 	caches []*token.Cache
 }
 
-// setupFleet returns n caches sharing a miniredis, each configured by cfg
-// (Redis, KeyPrefix and Now are set here).
+// setupFleet returns n caches sharing a fresh miniredis, each configured
+// by cfg (Redis, KeyPrefix and Now are set here), with KeyPrefix prefix.
 func setupFleet(t *testing.T, n int, cfg token.Config) *fleet {
 	t.Helper()
-	mr := miniredis.RunT(t)
+	return newFleet(t, miniBackend(t), prefix, n, cfg)
+}
+
+// setupFleetOn returns n caches sharing backend b, each with a client of
+// its own and configured by cfg (Redis, KeyPrefix and Now are set here),
+// under a key prefix of their own.
+func setupFleetOn(t *testing.T, b *backend, n int, cfg token.Config) *fleet {
+	t.Helper()
+	return newFleet(t, b, newPrefix(), n, cfg)
+}
+
+func newFleet(t *testing.T, b *backend, prefix string, n int, cfg token.Config) *fleet {
 	c := newClock()
-	fl := &fleet{mr: mr, f: newFetcher(c), clock: c}
+	fl := &fleet{mr: b.mr, b: b, prefix: prefix, f: newFetcher(c), clock: c}
 	for range n {
-		rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), MaxRetries: -1, DialerRetries: 1,
-			DialTimeout: 200 * time.Millisecond, ReadTimeout: 200 * time.Millisecond})
-		t.Cleanup(func() { rdb.Close() })
 		cf := cfg
-		cf.Redis, cf.KeyPrefix, cf.Now = rdb, prefix, c.Now
+		cf.Redis, cf.KeyPrefix, cf.Now = b.client(t), fl.prefix, c.Now
 		cache := token.New(fl.f, cf)
 		t.Cleanup(cache.Close)
 		fl.caches = append(fl.caches, cache)
@@ -47,11 +56,12 @@ func setupFleet(t *testing.T, n int, cfg token.Config) *fleet {
 
 // sharedValue returns the token Redis holds for app, "" if none.
 func (fl *fleet) sharedValue(app string) string {
-	return fl.mr.HGet(prefix+":token:{"+app+"}", "token")
+	v, _ := fl.b.admin.HGet(context.Background(), fl.prefix+":token:{"+app+"}", "token").Result()
+	return v
 }
 
-func TestSharedOneFetchPerFleet(t *testing.T) {
-	fl := setupFleet(t, 3, token.Config{})
+func testSharedOneFetchPerFleet(t *testing.T, b *backend) {
+	fl := setupFleetOn(t, b, 3, token.Config{})
 	f := fl.f
 	f.started = make(chan string, 2)
 	f.release = make(chan struct{})
@@ -104,13 +114,13 @@ func TestSharedOneFetchPerFleet(t *testing.T) {
 		}
 	}
 	// The lock was released.
-	if fl.mr.Exists(prefix + ":token:{a}:lock") {
+	if n, err := fl.b.admin.Exists(context.Background(), fl.prefix+":token:{a}:lock").Result(); err != nil || n != 0 {
 		t.Errorf("lock of a still held after the fetch")
 	}
 }
 
-func TestSharedNewProcessTakesToken(t *testing.T) {
-	fl := setupFleet(t, 2, token.Config{})
+func testSharedNewProcessTakesToken(t *testing.T, b *backend) {
+	fl := setupFleetOn(t, b, 2, token.Config{})
 	first := mustToken(t, fl.caches[0], "a")
 	second := mustToken(t, fl.caches[1], "a")
 	if first != second {
@@ -121,10 +131,10 @@ func TestSharedNewProcessTakesToken(t *testing.T) {
 	}
 }
 
-// TestSharedRefresh: when the token nears its expiry one process refreshes
+// testSharedRefresh: when the token nears its expiry one process refreshes
 // it in the background and the others take the refreshed token from Redis.
-func TestSharedRefresh(t *testing.T) {
-	fl := setupFleet(t, 3, token.Config{})
+func testSharedRefresh(t *testing.T, b *backend) {
+	fl := setupFleetOn(t, b, 3, token.Config{})
 	fl.f.setLife(5 * time.Second)
 	for _, cache := range fl.caches {
 		mustToken(t, cache, "a")
@@ -147,11 +157,11 @@ func TestSharedRefresh(t *testing.T) {
 	}
 }
 
-// TestSharedInvalidate: a refused token is dropped by compare-and-delete,
+// testSharedInvalidate: a refused token is dropped by compare-and-delete,
 // so a token another process fetched meanwhile survives, and the fleet
 // fetches exactly once more.
-func TestSharedInvalidate(t *testing.T) {
-	fl := setupFleet(t, 3, token.Config{})
+func testSharedInvalidate(t *testing.T, b *backend) {
+	fl := setupFleetOn(t, b, 3, token.Config{})
 	ctx := context.Background()
 	old := ""
 	for _, cache := range fl.caches {
@@ -243,8 +253,8 @@ func TestSharedLockHolderGone(t *testing.T) {
 	}
 }
 
-func TestSharedBadCredentials(t *testing.T) {
-	fl := setupFleet(t, 3, token.Config{})
+func testSharedBadCredentials(t *testing.T, b *backend) {
+	fl := setupFleetOn(t, b, 3, token.Config{})
 	ctx := context.Background()
 	fl.f.setErr(badCredentials())
 	_, err := fl.caches[0].Token(ctx, "a", cred("a"))
@@ -264,7 +274,7 @@ func TestSharedBadCredentials(t *testing.T) {
 		t.Errorf("fetches: got %v, want %v", got, want)
 	}
 	// Nothing in Redis shows the secret.
-	if dump := fl.mr.Dump(); strings.Contains(dump, cred("a").AppSecret) {
+	if dump := fl.b.dump(t, fl.prefix); !strings.Contains(dump, fl.prefix+":token:{a}:refused") || strings.Contains(dump, cred("a").AppSecret) {
 		t.Fatalf("the app secret is in Redis:\n%s", dump)
 	}
 
@@ -316,10 +326,10 @@ func TestSharedRedisDown(t *testing.T) {
 	}
 }
 
-// TestSharedOtherCredentials: a token in Redis for other credentials under
+// testSharedOtherCredentials: a token in Redis for other credentials under
 // the same app name is never handed out.
-func TestSharedOtherCredentials(t *testing.T) {
-	fl := setupFleet(t, 2, token.Config{})
+func testSharedOtherCredentials(t *testing.T, b *backend) {
+	fl := setupFleetOn(t, b, 2, token.Config{})
 	mustToken(t, fl.caches[0], "a")
 	other := cred("other-key")
 	tok, err := fl.caches[1].Token(context.Background(), "a", other)
@@ -339,18 +349,19 @@ func TestClosed(t *testing.T) {
 	}
 }
 
-// TestSharedRefusedNotTakenBack: a token DingTalk refused is not taken from
+// testSharedRefusedNotTakenBack: a token DingTalk refused is not taken from
 // Redis again, even when Redis still holds it (another process's load put
 // it back, or its drop has not happened yet): the process fetches anew.
-func TestSharedRefusedNotTakenBack(t *testing.T) {
-	fl := setupFleet(t, 1, token.Config{})
+func testSharedRefusedNotTakenBack(t *testing.T, b *backend) {
+	fl := setupFleetOn(t, b, 1, token.Config{})
 	cache := fl.caches[0]
 	old := mustToken(t, cache, "a")
 	cache.Invalidate(context.Background(), "a", old)
-	fl.mr.HSet(prefix+":token:{a}", "token", old)
-	fl.mr.HSet(prefix+":token:{a}", "expires_at", fmt.Sprint(fl.clock.Now().Add(time.Hour).UnixMilli()))
-	fl.mr.HSet(prefix+":token:{a}", "life", fmt.Sprint(2*time.Hour.Milliseconds()))
-	fl.mr.HSet(prefix+":token:{a}", "id", "a")
+	err := fl.b.admin.HSet(context.Background(), fl.prefix+":token:{a}", "token", old,
+		"expires_at", fl.clock.Now().Add(time.Hour).UnixMilli(), "life", 2*time.Hour.Milliseconds(), "id", "a").Err()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if got, want := mustToken(t, cache, "a"), "a-2"; got != want {
 		t.Errorf("token after Invalidate: got %v, want %v", got, want)
 	}
