@@ -18,7 +18,7 @@ build: ## Build the dingq binary into bin/
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/dingq
 
 .PHONY: test
-test: ## Vet, then run every test with the race detector (needs redis-server on PATH)
+test: ## Vet, then run every test with the race detector (needs redis-server, chromium, docker-compose)
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 $(PKGS)
 

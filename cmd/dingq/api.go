@@ -33,7 +33,9 @@ func newAPICmd(g *globals) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("api.listen: %w", err)
 			}
-			e.log.Info("api listening", zap.String("addr", ln.Addr().String()), zap.Int("tokens", len(e.cfg.API.Tokens)))
+			e.log.Info("api listening", zap.String("addr", ln.Addr().String()), zap.Int("tokens", len(e.cfg.API.Tokens)),
+				zap.String("ui", "http://"+ln.Addr().String()+api.UIPath+"/"), zap.Int("ui_users", len(e.cfg.API.UIUsers)),
+				zap.Bool("ui_read_only", e.cfg.API.UIReadOnly))
 			return serveAPI(cmd.Context(), ln, p, e.cfg, e.redis, e.log)
 		},
 	}
@@ -44,14 +46,22 @@ func newAPICmd(g *globals) *cobra.Command {
 func serveAPI(ctx context.Context, ln net.Listener, p *producer.Producer, cfg *config.Config, rdb redis.UniversalClient, log *zap.Logger) error {
 	c := cfg.API
 	ac := api.Config{Producer: p, Tokens: c.Tokens, MaxBodyBytes: c.MaxBodyBytes,
-		MaxRecipients: c.MaxRecipients, Logger: log.Named("api")}
+		MaxRecipients: c.MaxRecipients, Logger: log.Named("api"), UIReadOnly: c.UIReadOnly}
+	for _, u := range c.UIUsers {
+		ac.UIUsers = append(ac.UIUsers, api.UIUser{Name: u.Name, Password: u.Password})
+	}
+	ui := api.NewUI(api.UIOptions{Redis: asynqRedisOpt(cfg.Redis), ReadOnly: c.UIReadOnly, PrometheusURL: c.UIPrometheusURL})
+	defer ui.Close()
+	ac.UI = ui
+	metricsH, m := apiMetrics(rdb, log)
+	ac.Metrics = metricsH
 	if cb := cfg.Callback; cb.On() {
 		crypto, err := dingtalk.NewCallbackCrypto(cb.Token, cb.AESKey, cb.OwnerKey)
 		if err != nil {
 			return fmt.Errorf("callback: %w", err)
 		}
 		rcv, err := callback.New(callback.Config{Crypto: crypto, Redis: rdb, KeyPrefix: cfg.Redis.KeyPrefix,
-			Window: cb.TimestampWindow, Enqueue: p.EnqueueEvent, Logger: log.Named("callback")})
+			Window: cb.TimestampWindow, Enqueue: p.EnqueueEvent, Logger: log.Named("callback"), Metrics: m})
 		if err != nil {
 			return err
 		}

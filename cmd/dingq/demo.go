@@ -16,7 +16,6 @@ import (
 	"github.com/dingq/dingq/dingtalk/fake"
 	"github.com/dingq/dingq/internal/config"
 	"github.com/dingq/dingq/producer"
-	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 )
@@ -69,14 +68,15 @@ func runDemo(ctx context.Context, out io.Writer, listen, level string) error {
 	cfg.DingTalk.Apps = []config.App{{Name: "demo", AppKey: appKey, AppSecret: secret, AgentID: agentID}}
 	cfg.API.Listen = listen
 	cfg.API.Tokens = []string{apiToken}
+	cfg.API.UIUsers = []config.UIUser{{Name: "demo", Password: apiToken}}
 	cfg.Log = config.Log{Level: level, Format: "console"}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
 
-	rdb := redis.NewClient(redisOptions(cfg.Redis))
+	rdb := newRedis(cfg.Redis) // a plain client: cfg.Redis.Addr is the miniredis
 	defer rdb.Close()
-	w, err := newWorker(cfg, rdb, log)
+	w, _, err := newWorker(cfg, rdb, log)
 	if err != nil {
 		return err
 	}
@@ -128,6 +128,8 @@ Send your own:
     -d '{"app":"demo","userid_list":["u1"],"msg":{"msgtype":"markdown","markdown":{"title":"Hi","text":"**dingq** works"}}}'
 
   curl -s -H 'Authorization: Bearer %[2]s' %[1]s/v1/messages/<id>
+
+The asynq web UI: %[1]s/ui/ (user demo, password %[2]s)
 
 Running until Ctrl-C.
 `, apiURL, apiToken)

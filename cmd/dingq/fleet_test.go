@@ -43,7 +43,10 @@ type fleet struct {
 	env      []string
 	// apiURL is where startAPI's api listens.
 	apiURL string
-	rdb    *redis.Client
+	rdb    redis.UniversalClient
+	// sentinel is the Sentinel the fleet finds its Redis through, if
+	// fleetOpts.redis said so.
+	sentinel *redistest.Sentinel
 }
 
 var (
@@ -94,6 +97,11 @@ type fleetOpts struct {
 	extraYAML string
 	// apiAddr, if set, is where startAPI's api listens.
 	apiAddr string
+	// apiYAML is added to the api section of the config, as "key: value"
+	// lines.
+	apiYAML string
+	// redis is the Redis the fleet runs on; if zero, one redis-server.
+	redis fleetRedis
 }
 
 func startFleetWith(t *testing.T, o fleetOpts, apps ...fleetApp) *fleet {
@@ -102,7 +110,7 @@ func startFleetWith(t *testing.T, o fleetOpts, apps ...fleetApp) *fleet {
 	if testing.Short() {
 		t.Skip("starts processes; skipped with -short")
 	}
-	rs := redistest.Start(t)
+	redisYAML, client, sen := startFleetRedis(t, o.redis)
 	bin := sharedBinary(t)
 	dir := t.TempDir()
 
@@ -115,7 +123,8 @@ func startFleetWith(t *testing.T, o fleetOpts, apps ...fleetApp) *fleet {
 	if apiAddr == "" {
 		apiAddr = freeAddr(t)
 	}
-	fl := &fleet{t: t, fakeURL: "http://" + fakeAddr, apps: map[string]fleetApp{}, apiURL: "http://" + apiAddr, rdb: rs.Client(t)}
+	fl := &fleet{t: t, fakeURL: "http://" + fakeAddr, apps: map[string]fleetApp{}, apiURL: "http://" + apiAddr,
+		rdb: client(t), sentinel: sen}
 	var cfgApps strings.Builder
 	var names []string
 	for _, a := range apps {
@@ -139,7 +148,7 @@ func startFleetWith(t *testing.T, o fleetOpts, apps ...fleetApp) *fleet {
 	cfg := filepath.Join(dir, "config.yaml")
 	writeFile(t, cfg, fmt.Sprintf(`
 redis:
-  addr: %s
+%s
 dingtalk:
   base_url: %s
   timeout: 5s
@@ -152,17 +161,18 @@ worker:
 %s
 api:
   listen: %s
+%s
 log:
   level: info
 %s
-`, rs.Addr, fl.fakeURL, cfgApps.String(), concurrency, indent(o.workerYAML, "  "), strings.TrimPrefix(fl.apiURL, "http://"), o.extraYAML))
+`, indent(redisYAML, "  "), fl.fakeURL, cfgApps.String(), concurrency, indent(o.workerYAML, "  "), strings.TrimPrefix(fl.apiURL, "http://"), indent(o.apiYAML, "  "), o.extraYAML))
 	env := []string{"DINGQ_CONFIG=" + cfg}
 	fl.bin, fl.dir, fl.env = bin, dir, env
 	for i := range n {
 		start(t, dir, fmt.Sprintf("worker%d", i+1), bin, env, "worker")
 	}
 
-	p, err := producer.New(producer.Config{Redis: rs.Client(t), Apps: names})
+	p, err := producer.New(producer.Config{Redis: client(t), Apps: names})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/dingq/dingq/internal/config"
 	"github.com/dingq/dingq/producer"
 	"github.com/dingq/dingq/worker"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -18,7 +19,7 @@ import (
 type env struct {
 	cfg   *config.Config
 	log   *zap.Logger
-	redis *redis.Client
+	redis redis.UniversalClient
 }
 
 // setup loads the configuration, makes the logger and connects to Redis.
@@ -31,9 +32,9 @@ func setup(ctx context.Context, path string) (*env, error) {
 	if err != nil {
 		return nil, err
 	}
-	rdb := redis.NewClient(redisOptions(cfg.Redis))
+	rdb := newRedis(cfg.Redis)
 	if err := rdb.Ping(ctx).Err(); err != nil {
-		log.Warn("redis does not answer yet; continuing, it will be retried", zap.String("addr", cfg.Redis.Addr), zap.Error(err))
+		log.Warn("redis does not answer yet; continuing, it will be retried", zap.String("redis", redisTarget(cfg.Redis)), zap.Error(err))
 	}
 	return &env{cfg: cfg, log: log, redis: rdb}, nil
 }
@@ -41,10 +42,6 @@ func setup(ctx context.Context, path string) (*env, error) {
 func (e *env) close() {
 	_ = e.redis.Close()
 	_ = e.log.Sync()
-}
-
-func redisOptions(c config.Redis) *redis.Options {
-	return &redis.Options{Addr: c.Addr, Password: c.Password, DB: c.DB}
 }
 
 // newLogger returns a zap logger at level in format ("json" or "console").
@@ -104,12 +101,15 @@ func appNames(cfg *config.Config) []string {
 	return names
 }
 
-func newWorker(cfg *config.Config, rdb redis.UniversalClient, log *zap.Logger) (*worker.Worker, error) {
+// newWorker returns the worker of cfg and the Prometheus registry it
+// measures into (served at worker.metrics_listen, if set).
+func newWorker(cfg *config.Config, rdb redis.UniversalClient, log *zap.Logger) (*worker.Worker, *prometheus.Registry, error) {
 	client, err := newDingTalkClient(cfg.DingTalk)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return worker.New(worker.Config{
+	reg, m := newRegistry()
+	w, err := worker.New(worker.Config{
 		Redis:            rdb,
 		KeyPrefix:        cfg.Redis.KeyPrefix,
 		Retention:        cfg.Outcome.Retention,
@@ -130,7 +130,9 @@ func newWorker(cfg *config.Config, rdb redis.UniversalClient, log *zap.Logger) (
 		Callback:         workerCallback(cfg.Callback),
 		SessionPaths:     worker.SessionPaths(cfg.DingTalk.SessionPaths),
 		Logger:           log.Named("worker"),
+		Metrics:          m,
 	})
+	return w, reg, err
 }
 
 func workerCallback(c config.Callback) *worker.CallbackConfig {

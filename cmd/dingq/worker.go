@@ -21,11 +21,18 @@ running ones and hands the rest back to the queue.`,
 			}
 			defer e.close()
 			warnEviction(cmd.Context(), e.redis, e.log)
-			w, err := newWorker(e.cfg, e.redis, e.log)
+			w, reg, err := newWorker(e.cfg, e.redis, e.log)
 			if err != nil {
 				return err
 			}
-			e.log.Info("worker starting", zap.String("redis", e.cfg.Redis.Addr),
+			if addr := e.cfg.Worker.MetricsListen; addr != "" {
+				stop, err := serveMetrics(addr, metricsHandler(reg, e.log), e.log)
+				if err != nil {
+					return err
+				}
+				defer stop() // once the worker has stopped
+			}
+			e.log.Info("worker starting", zap.String("redis", redisTarget(e.cfg.Redis)),
 				zap.String("dingtalk", e.cfg.DingTalk.BaseURL), zap.Int("concurrency", e.cfg.Worker.Concurrency),
 				zap.Strings("apps", appNames(e.cfg)))
 			err = w.Run(cmd.Context())
