@@ -41,6 +41,19 @@ func newAPICmd(g *globals) *cobra.Command {
 	}
 }
 
+// newHTTPServer returns a server of h with the timeouts every dingq
+// listener has, reading a request within read, logging to log.
+func newHTTPServer(h http.Handler, read time.Duration, log *zap.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       read,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          zap.NewStdLog(log),
+	}
+}
+
 // serveAPI serves the API on ln until ctx is done, then drains requests for
 // up to 10 seconds.
 func serveAPI(ctx context.Context, ln net.Listener, p *producer.Producer, cfg *config.Config, rdb redis.UniversalClient, log *zap.Logger) error {
@@ -71,13 +84,5 @@ func serveAPI(ctx context.Context, ln net.Listener, p *producer.Producer, cfg *c
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          zap.NewStdLog(log.Named("http")),
-	}
-	return serveUntil(ctx, srv, ln)
+	return serveUntil(ctx, newHTTPServer(h, 30*time.Second, log.Named("http")), ln)
 }

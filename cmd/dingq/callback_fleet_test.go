@@ -67,23 +67,7 @@ func (fl *fleet) waitOutcome(id string, timeout time.Duration) *producer.Outcome
 // each signed; the Redis Stream has them too.
 func TestFleetCallbacks(t *testing.T) {
 	t.Parallel()
-	const aesKey = "4g5j64qlyl3zvetqxz5jiocdr586fn2zvjpa8zls3ij"
-	sink := &forwardSink{secret: "forward-secret-0123456789", got: map[string]int{}}
-	fwd := httptest.NewServer(sink)
-	t.Cleanup(fwd.Close)
-
-	apiAddr := freeAddr(t)
-	extra := fmt.Sprintf(`callback:
-  token: cbtoken42
-  aes_key: %s
-  owner_key: %s
-  url: http://%s/v1/callbacks/dingtalk
-  tags: [user_add_org, user_leave_org]
-  forward_url: %s
-  forward_secret: %s
-  stream: dingq-test:events
-  failed_pull_interval: 0s
-`, aesKey, hrApp.key, apiAddr, fwd.URL, sink.secret)
+	sink, apiAddr, extra := callbackSetup(t, "dingq-test:events", "user_add_org", "user_leave_org")
 	fl := startFleetWith(t, fleetOpts{workers: 3, concurrency: 20, fakeArgs: []string{"--no-limits"},
 		extraYAML: extra, apiAddr: apiAddr}, hrApp)
 	fl.startAPI()
@@ -103,7 +87,7 @@ func TestFleetCallbacks(t *testing.T) {
 	id, _ = fl.producer.EnqueueCallbackAdmin(context.Background(), "hr", "get")
 	o := fl.waitOutcome(id, 30*time.Second)
 	if o.Status != producer.StatusSent || !strings.Contains(string(o.Result), "/v1/callbacks/dingtalk") ||
-		strings.Contains(string(o.Result), "cbtoken42") || strings.Contains(string(o.Result), aesKey) {
+		strings.Contains(string(o.Result), "cbtoken42") || strings.Contains(string(o.Result), cbAESKey) {
 		t.Errorf("get: %s %s, want the url and tags without secrets", o.Status, o.Result)
 	}
 
@@ -218,4 +202,30 @@ func TestFleetSessions(t *testing.T) {
 	if status, resp := api.do(http.MethodPost, "/v1/sessions", `{"app":"hr","action":"close"}`); status != http.StatusBadRequest || !strings.Contains(resp, `"field":"session_id"`) {
 		t.Errorf("close without session_id: %d %s", status, resp)
 	}
+}
+
+// cbAESKey is the callback AES key of the fleet tests.
+const cbAESKey = "4g5j64qlyl3zvetqxz5jiocdr586fn2zvjpa8zls3ij"
+
+// callbackSetup starts a forward sink and returns it, the address the
+// fleet's api must listen on, and the callback section of the fleet's
+// config: receiver on, registration of tags, forwarding to the sink and to
+// stream.
+func callbackSetup(t *testing.T, stream string, tags ...string) (*forwardSink, string, string) {
+	t.Helper()
+	sink := &forwardSink{secret: "forward-secret-0123456789", got: map[string]int{}}
+	fwd := httptest.NewServer(sink)
+	t.Cleanup(fwd.Close)
+	apiAddr := freeAddr(t)
+	return sink, apiAddr, fmt.Sprintf(`callback:
+  token: cbtoken42
+  aes_key: %s
+  owner_key: %s
+  url: http://%s/v1/callbacks/dingtalk
+  tags: [%s]
+  forward_url: %s
+  forward_secret: %s
+  stream: %s
+  failed_pull_interval: 0s
+`, cbAESKey, hrApp.key, apiAddr, strings.Join(tags, ", "), fwd.URL, sink.secret, stream)
 }

@@ -54,14 +54,7 @@ func serveMetrics(addr string, h http.Handler, log *zap.Logger) (stop func(), er
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", h)
-	srv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          zap.NewStdLog(log.Named("metrics")),
-	}
+	srv := newHTTPServer(mux, 10*time.Second, log.Named("metrics"))
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
@@ -93,22 +92,7 @@ next:
 // happened, and the api shows asynq's queue metrics for every queue.
 func TestFleetMetrics(t *testing.T) {
 	t.Parallel()
-	const aesKey = "4g5j64qlyl3zvetqxz5jiocdr586fn2zvjpa8zls3ij"
-	sink := &forwardSink{secret: "forward-secret-0123456789", got: map[string]int{}}
-	fwd := httptest.NewServer(sink)
-	t.Cleanup(fwd.Close)
-	apiAddr := freeAddr(t)
-	extra := fmt.Sprintf(`callback:
-  token: cbtoken42
-  aes_key: %s
-  owner_key: %s
-  url: http://%s/v1/callbacks/dingtalk
-  tags: [user_add_org]
-  forward_url: %s
-  forward_secret: %s
-  stream: dingq-metrics:events
-  failed_pull_interval: 0s
-`, aesKey, hrApp.key, apiAddr, fwd.URL, sink.secret)
+	sink, apiAddr, extra := callbackSetup(t, "dingq-metrics:events", "user_add_org")
 	hr := hrApp
 	hr.rateLimit = "{calls_per_second: 20, recipients_per_minute: 0}"
 	// The fake reports results by a hash of each user id; slots further
@@ -336,7 +320,7 @@ func TestFleetMetrics(t *testing.T) {
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		for _, secret := range []string{hrApp.secret, aesKey, "cbtoken42", sink.secret} {
+		for _, secret := range []string{hrApp.secret, cbAESKey, "cbtoken42", sink.secret} {
 			if strings.Contains(string(b), secret) {
 				t.Errorf("%s shows a secret", u)
 			}

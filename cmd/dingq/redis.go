@@ -10,25 +10,15 @@ import (
 
 // newRedis connects to the Redis of c: one server (Addr), a master found
 // through Sentinel, or a Cluster. The client is shared by the worker, the
-// producer and dingq's own stores.
+// producer and dingq's own stores. It is asynqRedisOpt's client, so the
+// two cannot disagree.
 func newRedis(c config.Redis) redis.UniversalClient {
-	switch {
-	case c.Sentinel.On():
-		return redis.NewFailoverClient(&redis.FailoverOptions{
-			MasterName:       c.Sentinel.MasterName,
-			SentinelAddrs:    c.Sentinel.Addrs,
-			SentinelPassword: c.Sentinel.Password,
-			Password:         c.Password,
-			DB:               c.DB,
-		})
-	case c.Cluster.On():
-		return redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Cluster.Addrs, Password: c.Password})
-	}
-	return redis.NewClient(&redis.Options{Addr: c.Addr, Password: c.Password, DB: c.DB})
+	return asynqRedisOpt(c).MakeRedisClient().(redis.UniversalClient)
 }
 
-// asynqRedisOpt is newRedis's connection for what wants an
-// asynq.RedisConnOpt rather than a client (asynqmon, the web UI).
+// asynqRedisOpt is the connection to the Redis of c as asynq describes
+// one, for what wants an asynq.RedisConnOpt rather than a client
+// (asynqmon, the web UI).
 func asynqRedisOpt(c config.Redis) asynq.RedisConnOpt {
 	switch {
 	case c.Sentinel.On():
