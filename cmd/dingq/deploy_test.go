@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"regexp"
@@ -162,6 +163,14 @@ func TestComposeConfig(t *testing.T) {
 		}
 		if name == "worker" {
 			workerCfg = c
+		}
+		// asynqmon queries Prometheus from the api's side, so the URL must
+		// name the compose service, not the operator's localhost.
+		if name == "api" {
+			u, err := url.Parse(c.API.UIPrometheusURL)
+			if err != nil || u.Hostname() != "prometheus" || u.Port() != "9090" {
+				t.Errorf("api.ui_prometheus_url %q: want the prometheus service (http://prometheus:9090)", c.API.UIPrometheusURL)
+			}
 		}
 	}
 	if g := svc["worker"].StopGracePeriod; g == "" {

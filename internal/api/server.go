@@ -48,8 +48,8 @@ type Config struct {
 	// Metrics, if set, is served at GET /metrics to the same credentials
 	// as UI.
 	Metrics http.Handler
-	// Logger receives one line per request (those of UI and Metrics at
-	// debug level). If nil, nothing is logged.
+	// Logger receives one line per request (those UI and Metrics answer
+	// with success at debug level). If nil, nothing is logged.
 	Logger *zap.Logger
 }
 
@@ -99,6 +99,10 @@ func New(cfg Config) (*Server, error) {
 		if cfg.UIReadOnly {
 			ui = readOnly(ui)
 		}
+		// A browser sends the cached basic-auth login with cross-site
+		// requests too: a hostile page could pause or delete queues. Refuse
+		// unsafe methods that a browser marks as cross-origin.
+		ui = http.NewCrossOriginProtection().Handler(ui)
 		s.mux.Handle(UIPath+"/", s.authUI(ui))
 		s.mux.Handle("GET "+UIPath, http.RedirectHandler(UIPath+"/", http.StatusMovedPermanently))
 	}
@@ -141,8 +145,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		lvl := zap.InfoLevel
-		if strings.HasPrefix(r.URL.Path, UIPath+"/") || r.URL.Path == "/metrics" {
-			lvl = zap.DebugLevel // the UI polls every few seconds; so does Prometheus
+		if (strings.HasPrefix(r.URL.Path, UIPath+"/") || r.URL.Path == "/metrics") && rw.status < 300 {
+			lvl = zap.DebugLevel // the UI polls every few seconds, Prometheus too; refusals stay at info
 		}
 		s.log.Log(lvl, "api request", zap.String("method", r.Method), zap.String("path", r.URL.Path),
 			zap.Int("status", rw.status), zap.Duration("took", time.Since(start)),

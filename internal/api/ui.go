@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/hibiken/asynq"
 	"github.com/hibiken/asynqmon"
@@ -23,8 +23,9 @@ type UIOptions struct {
 	// actions themselves (Config.UIReadOnly); this only keeps the page
 	// from offering them.
 	ReadOnly bool
-	// PrometheusURL, if set, is the Prometheus the UI's charts query, as
-	// the operator's browser reaches it.
+	// PrometheusURL, if set, is the Prometheus the UI's charts query. The
+	// api queries it (asynqmon fetches the series server-side), so it is
+	// Prometheus as the api reaches it.
 	PrometheusURL string
 }
 
@@ -45,42 +46,42 @@ func NewUI(o UIOptions) *asynqmon.HTTPHandler {
 // Redacted replaces the value of a secret field in FormatPayload's output.
 const Redacted = "[redacted]"
 
-// secretFields are the JSON field names whose values FormatPayload never
-// shows, lower-cased without '_' and '-'. dingq's own payloads carry no
-// secret by design (registration tasks take the callback keys from the
-// worker's config); these are what DingTalk's events and a careless
-// producer could still put in one.
-var secretFields = map[string]bool{
-	"token": true, "accesstoken": true, "apitoken": true, "password": true, "passwd": true,
-	"secret": true, "appsecret": true, "corpsecret": true, "clientsecret": true, "forwardsecret": true,
-	"aeskey": true, "encodingaeskey": true, "ownerkey": true,
-	"suiteticket": true, "authcode": true, "tmpauthcode": true, "permanentcode": true,
-}
+// secretWords mark a JSON field as secret when its name, lower-cased
+// without '_', '-' and '.', contains one of them: access_token,
+// refresh_token, suite_access_token, app_secret, suiteSecret, password,
+// jsapi_ticket, suiteTicket, aes_key, EncodingAESKey, AuthCode… dingq's own
+// payloads carry no secret by design (registration tasks take the callback
+// keys from the worker's config); these are what DingTalk's events and a
+// careless producer could still put in one. No field of a message (content,
+// title, urls, media ids, recipients) contains one.
+var secretWords = []string{"token", "secret", "password", "passwd", "ticket", "aeskey", "authcode", "permanentcode", "privatekey", "credential"}
+
+var fieldNormalizer = strings.NewReplacer("_", "", "-", "", ".", "")
 
 // isSecretField reports whether a JSON field holds a secret.
 func isSecretField(name string) bool {
-	n := strings.NewReplacer("_", "", "-", "").Replace(strings.ToLower(name))
-	return secretFields[n]
+	n := fieldNormalizer.Replace(strings.ToLower(name))
+	for _, w := range secretWords {
+		if strings.Contains(n, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // FormatPayload shows a task payload or result in the UI: JSON indented,
-// with the value of every secret field (token, secret, password, aes_key,
-// suite tickets and auth codes, at any depth and in any case) replaced by
+// with the value of every secret field (isSecretField, at any depth, also
+// inside strings that hold JSON, as DingTalk's sync pushes do) replaced by
 // Redacted; the rest, message content and recipients included, as it is.
-// Bytes that are not JSON are shown when they are text and summarised when
-// they are not.
+// Anything but exactly one JSON value is only summarised, since it cannot
+// be searched for secrets.
 func FormatPayload(b []byte) string {
 	if len(b) == 0 {
 		return ""
 	}
-	var v any
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	if err := dec.Decode(&v); err != nil || dec.More() {
-		if utf8.Valid(b) {
-			return string(b)
-		}
-		return fmt.Sprintf("(%d bytes, not text)", len(b))
+	v, ok := decodeOne(b)
+	if !ok {
+		return fmt.Sprintf("(%d bytes, not JSON)", len(b))
 	}
 	out, err := json.MarshalIndent(redact(v), "", "  ")
 	if err != nil {
@@ -89,7 +90,23 @@ func FormatPayload(b []byte) string {
 	return string(out)
 }
 
-// redact returns v with the values of secret fields replaced.
+// decodeOne decodes b if it is exactly one JSON value, keeping numbers as
+// they are written.
+func decodeOne(b []byte) (any, bool) {
+	var v any
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(&v); err != nil {
+		return nil, false
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, false
+	}
+	return v, true
+}
+
+// redact returns v with the values of secret fields replaced, looking into
+// strings that hold a JSON object or array.
 func redact(v any) any {
 	switch t := v.(type) {
 	case map[string]any:
@@ -103,6 +120,14 @@ func redact(v any) any {
 	case []any:
 		for i, e := range t {
 			t[i] = redact(e)
+		}
+	case string:
+		if s := strings.TrimSpace(t); len(s) > 1 && (s[0] == '{' || s[0] == '[') {
+			if inner, ok := decodeOne([]byte(s)); ok {
+				if b, err := json.Marshal(redact(inner)); err == nil {
+					return string(b)
+				}
+			}
 		}
 	}
 	return v

@@ -140,6 +140,38 @@ func TestUIReadOnly(t *testing.T) {
 	}
 }
 
+// TestUICrossOrigin: a logged-in browser visiting a hostile page must not
+// let it act on the queues with the cached login.
+func TestUICrossOrigin(t *testing.T) {
+	ui := &recorder{}
+	f := setupWith(t, producer.Config{Apps: []string{"hr"}}, api.Config{
+		UIUsers: []api.UIUser{{Name: uiUser, Password: uiPassword}}, UI: ui})
+	tests := []struct {
+		name, method, site, origin string
+		want                       int
+	}{
+		{name: "cross-site action", method: "POST", site: "cross-site", want: 403},
+		{name: "cross-site delete", method: "DELETE", site: "cross-site", want: 403},
+		{name: "foreign Origin action", method: "POST", origin: "https://evil.example", want: 403},
+		{name: "same-origin action", method: "POST", site: "same-origin", want: 200},
+		{name: "action without browser headers (curl)", method: "POST", want: 200},
+		{name: "cross-site read", method: "GET", site: "cross-site", want: 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := ui.hits.Load()
+			h := map[string]string{"Authorization": basicAuth(uiUser, uiPassword), "Sec-Fetch-Site": tt.site, "Origin": tt.origin}
+			resp, body := f.request(t, tt.method, "/ui/api/queues/dingq:critical:pause", "", h)
+			if resp.StatusCode != tt.want {
+				t.Fatalf("status: got %d, want %d (%s)", resp.StatusCode, tt.want, body)
+			}
+			if reached := ui.hits.Load() - before; (reached == 1) != (tt.want == 200) {
+				t.Errorf("reached the UI %d times with status %d", reached, tt.want)
+			}
+		})
+	}
+}
+
 func TestUIOpenWithoutCredentials(t *testing.T) {
 	ui := &recorder{}
 	f := setupWith(t, producer.Config{Apps: []string{"hr"}}, api.Config{UI: ui, Metrics: ui})
@@ -181,12 +213,25 @@ func TestFormatPayload(t *testing.T) {
 				`"App-Secret":"as-SECRET4","password":"pw-SECRET5","aes_key":"ak-SECRET6","Token":"tk-SECRET7","CorpId":"ding123"}}`,
 			want:       []string{`"SuiteTicket": "[redacted]"`, `"access_token": "[redacted]"`, `"CorpId": "ding123"`, `"type": "suite_ticket"`},
 			wantAbsent: []string{"SECRET"}},
+		{name: "secret names by what they contain",
+			in: `{"refresh_token":"SECRET-1","suiteSecret":"SECRET-2","sso_secret":"SECRET-3","jsapi_ticket":"SECRET-4",` +
+				`"suite_access_token":"SECRET-5","EncodingAESKey":"SECRET-6","TmpAuthCode":"SECRET-7","title":"月报","media_id":"@lA0"}`,
+			want: []string{`"refresh_token": "[redacted]"`, `"title": "月报"`, `"media_id": "@lA0"`}, wantAbsent: []string{"SECRET"}},
+		{name: "JSON inside a string",
+			in:         `{"type":"sync","event":{"biz_data":"{\"syncAction\":\"suite_ticket\",\"suiteTicket\":\"SECRET-st\"}"}}`,
+			want:       []string{`syncAction`, `suite_ticket`, api.Redacted},
+			wantAbsent: []string{"SECRET"}},
+		{name: "a string that only looks like JSON", in: `{"content":"{not json"}`, want: []string{`"content": "{not json"`}},
 		{name: "a secret object is redacted whole",
 			in: `{"secret":{"inner":"SECRET-x"}}`, want: []string{`"secret": "[redacted]"`}, wantAbsent: []string{"SECRET-x"}},
 		{name: "big numbers exact", in: `{"task_id":9007199254740993}`, want: []string{"9007199254740993"}},
-		{name: "not JSON but text", in: "plain text", want: []string{"plain text"}},
-		{name: "binary", in: "\xff\xfe\x00", want: []string{"(3 bytes, not text)"}},
-		{name: "two JSON values", in: `{"a":1} {"b":2}`, want: []string{`{"a":1} {"b":2}`}},
+		// What is not exactly one JSON value cannot be searched for
+		// secrets, so it is only summarised.
+		{name: "not JSON", in: "plain text", want: []string{"(10 bytes, not JSON)"}},
+		{name: "binary", in: "\xff\xfe\x00", want: []string{"(3 bytes, not JSON)"}},
+		{name: "two JSON values", in: `{"a":1} {"access_token":"SECRET-2"}`, want: []string{"(35 bytes, not JSON)"}, wantAbsent: []string{"SECRET"}},
+		{name: "truncated JSON", in: `{"token":"SECRET-t"`, want: []string{"bytes, not JSON)"}, wantAbsent: []string{"SECRET"}},
+		{name: "trailing garbage", in: `{"a":1}x`, want: []string{"(8 bytes, not JSON)"}},
 		{name: "empty", in: ""},
 	}
 	for _, tt := range tests {

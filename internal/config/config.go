@@ -220,8 +220,9 @@ type API struct {
 	// action (delete, run, archive, pause, cancel) with 403.
 	UIReadOnly bool `yaml:"ui_read_only"`
 	// UIPrometheusURL is the Prometheus server the UI queries for its
-	// charts of queue metrics, as an absolute http or https URL the
-	// operator's browser reaches. If empty, the UI shows no charts.
+	// charts of queue metrics, as an absolute http or https URL the api
+	// reaches (asynqmon queries it server-side, not the browser). If
+	// empty, the UI shows no charts.
 	UIPrometheusURL string `yaml:"ui_prometheus_url"`
 }
 
