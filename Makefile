@@ -42,6 +42,7 @@ fuzz: ## Run each fuzz test for 30s
 	$(GO) test -run='^$$' -fuzz=FuzzSendBody -fuzztime=30s ./internal/api
 	$(GO) test -run='^$$' -fuzz=FuzzReceiver -fuzztime=30s ./internal/callback
 	$(GO) test -run='^$$' -fuzz=FuzzCallbackDecrypt -fuzztime=30s ./dingtalk
+	$(GO) test -run='^$$' -fuzz=FuzzMessageValidate -fuzztime=30s ./producer
 
 .PHONY: clean
 clean: ## Remove build output
