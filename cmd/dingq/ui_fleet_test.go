@@ -104,6 +104,22 @@ func TestFleetWebUI(t *testing.T) {
 	if t.Failed() {
 		t.Logf("Chromium's DOM (first 3000 bytes):\n%.3000s", dom)
 	}
+	// What the UI shows of the tasks, and every process's log, hold no
+	// secret: not the app's, not its access token, not a login.
+	accessToken := fakeAccessToken(t, fl.fakeURL, hrApp)
+	secrets := []string{hrApp.secret, accessToken, token, password}
+	for _, q := range queues {
+		_, body := uiGet(fl.apiURL, "/ui/api/queues/"+q+"/completed_tasks", login)
+		if !bytes.Contains(body, []byte(`"tasks"`)) {
+			t.Errorf("completed tasks of %s: %.300s", q, body)
+		}
+		for _, s := range secrets {
+			if bytes.Contains(body, []byte(s)) {
+				t.Errorf("the UI's tasks of %s show a secret", q)
+			}
+		}
+	}
+	checkLogsClean(t, fl.dir, secrets...)
 	// Without a login the browser is asked for one and shows no queue.
 	dom = chromiumDOM(t, chromium, "http://"+host+"/ui/")
 	if strings.Contains(dom, producer.QueueCritical) || strings.Contains(dom, "<div id=\"root\">") {
@@ -212,4 +228,39 @@ func chromiumDOM(t *testing.T, chromium, url string) string {
 		}
 	}
 	return string(out)
+}
+
+// fakeAccessToken asks the fake for app's access token, which is the one
+// the workers hold: the fake hands out the same token until it expires.
+func fakeAccessToken(t *testing.T, fakeURL string, app fleetApp) string {
+	t.Helper()
+	var r struct {
+		AccessToken string `json:"access_token"`
+	}
+	getJSON(t, fakeURL+dingtalk.PathGetToken+"?appkey="+app.key+"&appsecret="+app.secret, &r)
+	if len(r.AccessToken) < 16 {
+		t.Fatalf("the fake gave no access token: %+v", r)
+	}
+	return r.AccessToken
+}
+
+// checkLogsClean fails t if a log of the processes started in dir holds
+// one of secrets.
+func checkLogsClean(t *testing.T, dir string, secrets ...string) {
+	t.Helper()
+	logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+	if len(logs) == 0 {
+		t.Fatalf("no logs in %s", dir)
+	}
+	for _, path := range logs {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, s := range secrets {
+			if s != "" && bytes.Contains(b, []byte(s)) {
+				t.Errorf("%s holds secret #%d", filepath.Base(path), i)
+			}
+		}
+	}
 }
