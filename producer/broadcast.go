@@ -169,15 +169,16 @@ func (p *Producer) broadcast(ctx context.Context, m *Message, users, depts []str
 		if m.IdempotencyKey == "" {
 			// Nobody can retry this one: cancel it, so the record tells the
 			// truth and finishes: the batches queued cancel themselves, the
-			// others are canceled here.
+			// others are canceled here, and a worker counts those.
 			bg := context.WithoutCancel(ctx)
 			if _, cerr := p.store.Cancel(bg, id, 0, batchRecipients); cerr == nil {
 				for i, q := range queued {
 					if !q {
 						users, depts := plan.batch(i)
-						_, _ = p.store.BeginBatch(bg, id, strconv.Itoa(i), append(slices.Clone(users), depts...), nil)
+						_, _ = p.store.CancelBatch(bg, id, strconv.Itoa(i), append(slices.Clone(users), depts...))
 					}
 				}
+				_ = p.enqueueCanceled(bg, id, m.App)
 			}
 		}
 		return nil, err
@@ -276,8 +277,33 @@ func broadcastFingerprint(m *Message, plan batchPlan) string {
 // broadcast returns it as it is. A single message can be canceled while it
 // waits in the queue: ErrInFlight while a worker is sending it, and a
 // *TerminalError once it is final.
+//
+// The batches of a broadcast a pause set aside are canceled right here,
+// where nothing counts them: Cancel queues a task for a worker to count
+// them in its metrics. If that task cannot be queued, Cancel returns an
+// error once the broadcast is canceled: call it again.
 func (p *Producer) Cancel(ctx context.Context, id string) (*Outcome, error) {
-	return p.store.Cancel(ctx, id, p.cancelWait, batchRecipients)
+	o, err := p.store.Cancel(ctx, id, p.cancelWait, batchRecipients)
+	if err != nil || o.Broadcast == nil {
+		return o, err
+	}
+	if err := p.enqueueCanceled(ctx, id, o.App); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// enqueueCanceled queues the task that counts what canceling broadcast id
+// of app outside the workers canceled.
+func (p *Producer) enqueueCanceled(ctx context.Context, id, app string) error {
+	t, err := NewBroadcastCanceledTask(&BroadcastCanceledPayload{ID: id, App: app}, asynq.MaxRetry(p.maxRetry))
+	if err != nil {
+		return err
+	}
+	if _, err := p.client.EnqueueContext(ctx, t); err != nil {
+		return fmt.Errorf("producer: %s is canceled, but the task that counts it could not be queued: %w", id, err)
+	}
+	return nil
 }
 
 // Pause pauses a broadcast: workers set its batches aside as they come to

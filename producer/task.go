@@ -124,6 +124,11 @@ const (
 	TypeSendResults = "dingtalk:broadcast:results"
 	// TypeRecall recalls every accepted batch of a message at DingTalk.
 	TypeRecall = "dingtalk:message:recall"
+	// TypeBroadcastCanceled tells a worker that a broadcast was canceled
+	// outside the workers: it counts, for the metrics, the recipients of
+	// the batches canceled there (none of its tasks will) and the
+	// broadcast, if that finished it.
+	TypeBroadcastCanceled = "dingtalk:broadcast:canceled"
 )
 
 // BatchPayload is the payload of a TypeBroadcastBatch task.
@@ -231,6 +236,40 @@ type RecallPayload struct {
 // DecodeRecall decodes a TypeRecall task's payload.
 func DecodeRecall(t *asynq.Task) (*RecallPayload, error) {
 	var p RecallPayload
+	if err := json.Unmarshal(t.Payload(), &p); err != nil {
+		return nil, fmt.Errorf("producer: decoding %s payload: %w", t.Type(), err)
+	}
+	if p.ID == "" || p.App == "" {
+		return nil, fmt.Errorf("producer: %s payload without id or app", t.Type())
+	}
+	return &p, nil
+}
+
+// BroadcastCanceledPayload is the payload of a TypeBroadcastCanceled task.
+type BroadcastCanceledPayload struct {
+	ID  string `json:"id"`
+	App string `json:"app"`
+}
+
+// NewBroadcastCanceledTask returns the task that counts what canceling
+// broadcast p.ID outside the workers canceled, on the default lane. It
+// has no task id: a cancel repeated queues it again, and it counts only
+// what nobody counted yet.
+func NewBroadcastCanceledTask(p *BroadcastCanceledPayload, opts ...asynq.Option) (*asynq.Task, error) {
+	if p.ID == "" || p.App == "" {
+		return nil, fmt.Errorf("producer: broadcast canceled task without id or app")
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("producer: encoding the cancel of %s: %w", p.ID, err)
+	}
+	opts = append([]asynq.Option{asynq.Queue(QueueDefault)}, opts...)
+	return asynq.NewTask(TypeBroadcastCanceled, b, opts...), nil
+}
+
+// DecodeBroadcastCanceled decodes a TypeBroadcastCanceled task's payload.
+func DecodeBroadcastCanceled(t *asynq.Task) (*BroadcastCanceledPayload, error) {
+	var p BroadcastCanceledPayload
 	if err := json.Unmarshal(t.Payload(), &p); err != nil {
 		return nil, fmt.Errorf("producer: decoding %s payload: %w", t.Type(), err)
 	}

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"time"
@@ -89,11 +90,18 @@ func (h *Handlers) HandleBatch(ctx context.Context, t *asynq.Task) error {
 		return nil
 	}
 	end := func(e outcome.BatchEnd) error {
-		err := h.retryRedis(ctx, func(ctx context.Context) error { return h.store.EndBatch(ctx, p.ID, p.Batch, e) })
+		e.Claimant = rand.Text() // a try whose answer was lost still ended it
+		ended := false
+		err := h.retryRedis(ctx, func(ctx context.Context) (err error) {
+			ended, err = h.store.EndBatch(ctx, p.ID, p.Batch, e)
+			return err
+		})
 		if err != nil {
 			h.log.Error("batch outcome could not be recorded", zap.String("message_id", p.ID),
 				zap.String("batch", p.Batch), zap.String("to", string(e.To)), zap.Error(err))
-		} else if e.To == outcome.StatusFailed {
+		} else if ended && e.To == outcome.StatusFailed {
+			// Only the delivery that ended it counts it: another one
+			// (that took it over as stale) may have ended it first.
 			h.countBatch(ctx, p.App, p.ID, outcome.ResultRejected, len(e.Recipients), nil)
 		}
 		return err
@@ -254,6 +262,7 @@ func (h *Handlers) resultsError(ctx context.Context, p *producer.ResultsPayload,
 
 func (h *Handlers) recordResults(ctx context.Context, p *producer.ResultsPayload, r outcome.BatchResults) error {
 	var notSent, recorded bool
+	r.Claimant = rand.Text() // a try whose answer was lost still recorded them
 	err := h.retryRedis(ctx, func(ctx context.Context) error {
 		var err error
 		recorded, err = h.store.RecordResults(ctx, p.Batch.ID, p.Batch.Batch, r)
@@ -262,8 +271,13 @@ func (h *Handlers) recordResults(ctx context.Context, p *producer.ResultsPayload
 		}
 		return err
 	})
-	if recorded {
+	switch {
+	case recorded:
 		h.countBatch(ctx, p.Batch.App, p.Batch.ID, "", 0, &r)
+	case err == nil && !notSent:
+		// Recorded by another delivery: if that finished the broadcast,
+		// it may not have counted it yet.
+		h.countBroadcast(ctx, p.Batch.App, p.Batch.ID)
 	}
 	if notSent {
 		h.log.Error("results of a batch not recorded as sent: dropped", zap.String("message_id", p.Batch.ID),
@@ -317,6 +331,30 @@ func sortResults(b *producer.BatchPayload, d *dingtalk.SendResultDetail) (r outc
 		}
 	}
 	return r, resend
+}
+
+// HandleBroadcastCanceled counts, for the metrics, what canceling a
+// broadcast outside the workers canceled: the recipients of its batches
+// canceled there (producer.Producer.Cancel cancels those a pause set
+// aside, which no task of the broadcast will come back to), and the
+// broadcast, if that finished it. Each counts once, however often the
+// task runs.
+func (h *Handlers) HandleBroadcastCanceled(ctx context.Context, t *asynq.Task) error {
+	p, err := producer.DecodeBroadcastCanceled(t)
+	if err != nil {
+		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	}
+	annotate(ctx, zap.String("message_id", p.ID), zap.String("app", p.App))
+	if h.metrics == nil {
+		return nil // nothing to count into
+	}
+	n, err := h.store.TakeUncounted(ctx, p.ID)
+	if err != nil {
+		return err
+	}
+	annotate(ctx, zap.Int("canceled", n))
+	h.countBatch(ctx, p.App, p.ID, outcome.ResultCanceled, n, nil)
+	return nil
 }
 
 // HandleRecall recalls a message at DingTalk: each batch DingTalk accepted

@@ -235,6 +235,7 @@ func (h *Handlers) kindTask(ctx context.Context, id, appName, what string, do fu
 	n, err := h.store.Apply(ctx, id, outcome.Transition{To: outcome.StatusSending, NewAttempt: true})
 	var te *outcome.TerminalError
 	if errors.As(err, &te) {
+		h.countFinal(ctx, c, id)
 		return nil
 	}
 	if err != nil {

@@ -183,9 +183,7 @@ func (h *Handlers) HandleCoalesced(ctx context.Context, t *asynq.Task) (err erro
 		st, err := h.store.Status(ctx, m.ID)
 		switch {
 		case err == nil && st.Terminal():
-			if st == outcome.StatusCanceled {
-				h.countFinal(counted{app: p.App, kind: kindMessage, recipients: len(m.UserIDs)}, st)
-			}
+			h.countFinal(ctx, counted{app: p.App, kind: kindMessage, recipients: len(m.UserIDs)}, m.ID)
 			continue
 		case err != nil && !errors.Is(err, outcome.ErrNotFound):
 			return err
@@ -253,6 +251,7 @@ func (h *Handlers) sendCall(ctx context.Context, p *producer.CoalescedPayload, c
 		n, err := h.begin(ctx, p.App, m)
 		var te *outcome.TerminalError
 		if errors.As(err, &te) {
+			h.countFinal(ctx, counted{app: p.App, kind: kindMessage, recipients: len(m.UserIDs)}, m.ID)
 			continue
 		}
 		if err != nil {

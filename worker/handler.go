@@ -87,9 +87,7 @@ func (h *Handlers) HandleMessageSend(ctx context.Context, t *asynq.Task) error {
 	switch {
 	case err == nil && st.Terminal():
 		annotate(ctx, zap.String("status", string(st)), zap.Bool("duplicate", true))
-		if st == outcome.StatusCanceled {
-			h.countFinal(c, st) // its task leaves the queue now
-		}
+		h.countFinal(ctx, c, p.ID) // canceled: its task leaves the queue now
 		return nil
 	case err != nil && !errors.Is(err, outcome.ErrNotFound):
 		return err
@@ -113,9 +111,7 @@ func (h *Handlers) HandleMessageSend(ctx context.Context, t *asynq.Task) error {
 	var te *outcome.TerminalError
 	if errors.As(err, &te) {
 		annotate(ctx, zap.String("status", string(te.Status)), zap.Bool("duplicate", true))
-		if te.Status == outcome.StatusCanceled {
-			h.countFinal(c, te.Status)
-		}
+		h.countFinal(ctx, c, p.ID)
 		return nil
 	}
 	if err != nil {
@@ -271,20 +267,21 @@ func (h *Handlers) judge(ctx context.Context, err error, n int) (final bool, inf
 
 // record applies a transition of record c even when ctx is done (a
 // shutdown must still write down what happened), trying a few times over
-// Redis hiccups. A record already final is left as it is; one this makes
-// final is counted.
+// Redis hiccups. A record already final is left as it is. A record final
+// after it, whoever made it so (this call, or an earlier try of it whose
+// answer was lost), is counted unless someone counted it already.
 func (h *Handlers) record(ctx context.Context, c counted, id string, tr outcome.Transition) error {
-	applied := false
+	final := false
 	err := h.retryRedis(ctx, func(ctx context.Context) error {
 		_, err := h.store.Apply(ctx, id, tr)
 		if err != nil && !errors.Is(err, outcome.ErrTerminal) {
 			return err
 		}
-		applied = err == nil
+		final = err != nil || tr.To.Terminal()
 		return nil
 	})
-	if applied && tr.To.Terminal() {
-		h.countFinal(c, tr.To)
+	if final {
+		h.countFinal(ctx, c, id)
 	}
 	return err
 }

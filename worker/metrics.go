@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"net"
 	"strconv"
@@ -9,15 +10,24 @@ import (
 	"time"
 
 	"github.com/dingq/dingq/dingtalk"
+	"github.com/dingq/dingq/internal/metrics"
 	"github.com/dingq/dingq/internal/outcome"
 	"go.uber.org/zap"
 )
 
 // What the handlers tell the metrics (Config.Metrics): every call to
-// DingTalk goes through measured, every final status of a record through
-// record (or countFinal, for a message found canceled), every batch end
-// and result of a broadcast through countBatch; the rate limits measure
-// their own waits (limits.admit).
+// DingTalk goes through measured; every record a handler finds final, or
+// makes final, through countFinal, and every batch end and result of a
+// broadcast through countBatch; the rate limits measure their own waits
+// (limits.admit).
+//
+// A record counts once, fleet-wide, whatever the retries, redeliveries
+// and number of workers: whoever sees it final first claims it in Redis
+// (outcome.Store.ClaimFinished) and counts it with the final status the
+// record holds. A broadcast's recipients count as their batch ends or its
+// results come in, once each: a batch is ended, and its results
+// recorded, by one delivery only; those canceled outside the workers are
+// counted by HandleBroadcastCanceled.
 
 // Kinds of records, as the metrics label them; a broadcast is
 // outcome.KindBroadcast.
@@ -100,28 +110,35 @@ func word(s string) string {
 	return s
 }
 
-// countFinal counts record c that became final with status st, and its
-// recipients: sent, rejected (failed) or canceled.
-func (h *Handlers) countFinal(c counted, st outcome.Status) {
-	h.metrics.Message(c.app, c.kind, string(st))
+// countFinal counts record c (id), if it is final and nobody counted it
+// yet, with its final status, and its recipients: sent, rejected (failed)
+// or canceled.
+func (h *Handlers) countFinal(ctx context.Context, c counted, id string) {
+	st, ok := h.claimFinished(ctx, id)
+	if !ok {
+		return
+	}
+	app := h.appLabel(c.app)
+	h.metrics.Message(app, c.kind, string(st))
 	switch st {
 	case outcome.StatusSent:
-		h.metrics.Recipients(c.app, string(outcome.StatusSent), c.recipients)
+		h.metrics.Recipients(app, string(outcome.StatusSent), c.recipients)
 	case outcome.StatusFailed:
-		h.metrics.Recipients(c.app, outcome.ResultRejected, c.recipients)
+		h.metrics.Recipients(app, outcome.ResultRejected, c.recipients)
 	case outcome.StatusCanceled:
-		h.metrics.Recipients(c.app, outcome.ResultCanceled, c.recipients)
+		h.metrics.Recipients(app, outcome.ResultCanceled, c.recipients)
 	}
 }
 
 // countBatch counts what became of a broadcast's recipients: a batch
 // canceled or failed (status ResultCanceled or ResultRejected) or the
-// results of an accepted one (r); then the broadcast itself, if this
-// finished it.
+// results of an accepted one (r); then the broadcast itself, if it
+// finished and nobody counted it yet.
 func (h *Handlers) countBatch(ctx context.Context, app, id, status string, n int, r *outcome.BatchResults) {
 	if h.metrics == nil {
 		return
 	}
+	app = h.appLabel(app)
 	h.metrics.Recipients(app, status, n)
 	if r != nil {
 		for _, l := range []struct {
@@ -135,15 +152,50 @@ func (h *Handlers) countBatch(ctx context.Context, app, id, status string, n int
 			h.metrics.Recipients(app, l.status, l.n)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-	defer cancel()
-	st, ok, err := h.store.ClaimFinished(ctx, id)
+	h.countBroadcast(ctx, app, id)
+}
+
+// countBroadcast counts broadcast id of app if it finished and nobody
+// counted it yet.
+func (h *Handlers) countBroadcast(ctx context.Context, app, id string) {
+	if st, ok := h.claimFinished(ctx, id); ok {
+		h.metrics.Message(h.appLabel(app), outcome.KindBroadcast, string(st))
+	}
+}
+
+// claimFinished claims the count of record id's final state: its status
+// and true if the record is final and this call is the first, fleet-wide,
+// to claim it. It claims nothing without metrics (a worker that counts
+// nothing must not take the count from one that does), and runs even
+// when ctx is done, trying a few times over Redis hiccups under one
+// claimant, so a claim whose answer was lost is still this call's.
+func (h *Handlers) claimFinished(ctx context.Context, id string) (outcome.Status, bool) {
+	if h.metrics == nil {
+		return "", false
+	}
+	claimant := rand.Text()
+	var (
+		st outcome.Status
+		ok bool
+	)
+	err := h.retryRedis(ctx, func(ctx context.Context) (err error) {
+		st, ok, err = h.store.ClaimFinished(ctx, id, claimant)
+		return err
+	})
 	if err != nil {
-		h.log.Warn("could not tell whether the broadcast finished; its finish is not counted",
-			zap.String("message_id", id), zap.Error(err))
-		return
+		h.log.Warn("could not tell whether the record is final; it is not counted",
+			zap.String("record_id", id), zap.Error(err))
+		return "", false
 	}
-	if ok {
-		h.metrics.Message(app, outcome.KindBroadcast, string(st))
+	return st, ok
+}
+
+// appLabel is the app label of app: metrics.AppUnknown for an app this
+// worker is not configured for. Without a list of apps a producer takes
+// any well-formed name, and a typo must not make a series of its own.
+func (h *Handlers) appLabel(app string) string {
+	if _, ok := h.apps[app]; ok {
+		return app
 	}
+	return metrics.AppUnknown
 }

@@ -166,3 +166,109 @@ func TestMetricsCallbackSinks(t *testing.T) {
 		want{"dingq_callback_events_forwarded_total", []string{"sink", metrics.SinkStream, "result", "ok"}, 1},
 	)
 }
+
+// TestMetricsCoalescedCanceledOnce: a coalesced message canceled before
+// its group is sent counts once, canceled, though the coalesced task runs
+// three times (DingTalk is busy twice).
+func TestMetricsCoalescedCanceledOnce(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	e := setup(t, opts{metrics: metrics.New(reg)})
+	if err := e.fake.AddFault(fake.Fault{Path: dingtalk.PathAsyncSendV2, Code: -1, Times: 2}); err != nil {
+		t.Fatal(err)
+	}
+	burst()
+	ids := e.sendMany(t, 3, "coalesced", "c")
+	if _, err := e.producer.Cancel(context.Background(), ids[1]); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{ids[0], ids[2]} {
+		if o := e.wait(t, id); o.Status != producer.StatusSent || o.Attempts != 3 {
+			t.Fatalf("message %s: %s after %d attempts, want sent after 3", id, o.Status, o.Attempts)
+		}
+	}
+	// Each run of the task looks at the canceled message before it sends:
+	// once the others are counted sent, every run has looked.
+	waitMetrics(t, reg,
+		want{"dingq_messages_total", []string{"app", "hr", "kind", "message", "status", "sent"}, 2},
+		want{"dingq_recipients_total", []string{"app", "hr", "status", "sent"}, 2},
+	)
+	for _, w := range []want{
+		{"dingq_messages_total", []string{"app", "hr", "kind", "message", "status", "canceled"}, 1},
+		{"dingq_recipients_total", []string{"app", "hr", "status", "canceled"}, 1},
+		{"dingq_messages_total", nil, 3},
+	} {
+		if got := metricstest.Value(t, reg, w.metric, w.labels...); got != w.value {
+			t.Errorf("%s%v: got %v, want %v", w.metric, w.labels, got, w.value)
+		}
+	}
+	if n := e.sendCalls(); n != 3 {
+		t.Errorf("asyncsend_v2 calls: %d, want 3 (two busy, one sent)", n)
+	}
+}
+
+// TestMetricsPausedBroadcastCanceled: the batches of a paused broadcast
+// that Cancel cancels itself, where no worker sees them, count once, as
+// does the broadcast; the recipients of the batches sent before the pause
+// count once, by their results.
+func TestMetricsPausedBroadcastCanceled(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	e := setup(t, opts{metrics: metrics.New(reg), rate: worker.AppLimits{CallsPerSecond: -1, RecipientsPerMinute: -1}})
+	// Slow sends, so the pause finds batches still queued.
+	if err := e.fake.AddFault(fake.Fault{Path: dingtalk.PathAsyncSendV2, Latency: fake.Duration(100 * time.Millisecond)}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	a := e.broadcast(t, "pause me", users("u", 2000))
+	e.until(t, a.ID, 10*time.Second, "sending", func(o *producer.Outcome) bool { return o.Broadcast.Batches.Sent > 0 })
+	if _, err := e.producer.Pause(ctx, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	o := e.until(t, a.ID, 10*time.Second, "settled while paused", func(o *producer.Outcome) bool {
+		b := o.Broadcast
+		return b.Batches.Queued == 0 && b.Batches.Sending == 0 && b.Results.PendingBatches == 0
+	})
+	if b := o.Broadcast.Batches; b.Sent == 0 || b.Paused == 0 {
+		t.Fatalf("batches %+v: want some sent and some paused", b)
+	}
+	if _, err := e.producer.Cancel(ctx, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	o = e.until(t, a.ID, 10*time.Second, "finished", finished)
+	if o.Status != producer.StatusCanceled || o.Broadcast.Recipients.Canceled == 0 {
+		t.Fatalf("broadcast %s %+v, want canceled with canceled recipients", o.Status, o.Broadcast.Recipients)
+	}
+	waitMetrics(t, reg,
+		want{"dingq_messages_total", []string{"app", "hr", "kind", "broadcast", "status", "canceled"}, 1},
+		want{"dingq_messages_total", nil, 1},
+		want{"dingq_recipients_total", []string{"app", "hr", "status", "canceled"}, float64(o.Broadcast.Recipients.Canceled)},
+		want{"dingq_recipients_total", nil, 2000},
+	)
+}
+
+// TestMetricsUnknownApp: messages and broadcasts of an app the worker is
+// not configured for (a producer without a list of apps takes any name)
+// count as app "unknown", never under the name they came with.
+func TestMetricsUnknownApp(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	e := setup(t, opts{metrics: metrics.New(reg)})
+	const typo = "hr-typo"
+	if o := e.wait(t, e.send(t, &producer.Message{App: typo, UserIDs: []string{"u1"}, Msg: dingtalk.TextMessage("hi")})); o.Status != producer.StatusFailed {
+		t.Fatalf("message: %s, want failed", o.Status)
+	}
+	a, err := e.producer.Enqueue(context.Background(), &producer.Message{App: typo, UserIDs: users("u", 150),
+		Msg: dingtalk.TextMessage("hi")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.until(t, a.ID, 10*time.Second, "finished", finished)
+	waitMetrics(t, reg,
+		want{"dingq_messages_total", []string{"app", metrics.AppUnknown, "kind", "message", "status", "failed"}, 1},
+		want{"dingq_messages_total", []string{"app", metrics.AppUnknown, "kind", "broadcast", "status", "done"}, 1},
+		want{"dingq_recipients_total", []string{"app", metrics.AppUnknown, "status", "rejected"}, 151},
+	)
+	for _, m := range []string{"dingq_messages_total", "dingq_recipients_total"} {
+		if n := metricstest.Value(t, reg, m, "app", typo); n != 0 {
+			t.Errorf("%s{app=%q}: %v, want no such series", m, typo, n)
+		}
+	}
+}

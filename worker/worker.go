@@ -258,6 +258,7 @@ func New(cfg Config) (*Worker, error) {
 	mux.HandleFunc(producer.TypeBroadcastBatch, h.HandleBatch)
 	mux.HandleFunc(producer.TypeSendResults, h.HandleResults)
 	mux.HandleFunc(producer.TypeRecall, h.HandleRecall)
+	mux.HandleFunc(producer.TypeBroadcastCanceled, h.HandleBroadcastCanceled)
 	mux.HandleFunc(producer.TypeCallbackEvent, h.HandleCallbackEvent)
 	mux.HandleFunc(producer.TypeCallbackAdmin, h.HandleCallbackAdmin)
 	mux.HandleFunc(producer.TypeCallbackFailed, h.HandleCallbackFailed)

@@ -9,10 +9,13 @@
 // Every method is a no-op on a nil *Metrics, so tests and library users
 // need not pass one.
 //
-// Labels stay bounded: app names come from the configuration, APIs are
-// DingTalk's path constants, errcodes are DingTalk's numbers (or a few
-// words for failures that are not DingTalk's answer), event types are
-// capped. Never a user id, a message id, a token or a secret.
+// Labels stay bounded: app names are those of the worker's configuration
+// (a producer without a list of apps takes any well-formed name, typos
+// included: a record of an app the counting worker is not configured for
+// is counted as app [AppUnknown], "unknown"), APIs are DingTalk's path
+// constants, errcodes are DingTalk's numbers (or a few words for failures
+// that are not DingTalk's answer), event types are capped. Never a user
+// id, a message id, a token or a secret.
 //
 // Tests read the values back with package metricstest.
 //

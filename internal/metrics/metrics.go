@@ -18,6 +18,10 @@ const (
 	// forward URL and the Redis Stream.
 	SinkForward = "forward"
 	SinkStream  = "stream"
+	// AppUnknown is the app label of a message or broadcast for an app
+	// the worker counting it is not configured for (a producer without a
+	// list of apps takes any well-formed name).
+	AppUnknown = "unknown"
 )
 
 // Values of the result labels.

@@ -186,11 +186,31 @@ func (s *Store) CreateBroadcast(ctx context.Context, o *Outcome, fingerprint str
 // its task's payload for Resume). recipients are the batch's user and
 // department ids. It returns ErrNotFound if the broadcast has no record.
 func (s *Store) BeginBatch(ctx context.Context, id, batch string, recipients []string, payload []byte) (BatchVerdict, error) {
+	return s.beginBatch(ctx, id, batch, recipients, payload, false)
+}
+
+// CancelBatch cancels a batch of a canceled broadcast that no worker will
+// take (its task was never queued, or a pause parked it): its recipients
+// are listed as canceled and kept for TakeUncounted, since no worker
+// counts them. It reports whether it canceled the batch: false for a
+// batch final already, one another delivery is sending, or a broadcast
+// not canceled. ErrNotFound if the broadcast has no record.
+func (s *Store) CancelBatch(ctx context.Context, id, batch string, recipients []string) (bool, error) {
+	v, err := s.beginBatch(ctx, id, batch, recipients, nil, true)
+	return v == BatchCanceled, err
+}
+
+// beginBatch is BeginBatch, or CancelBatch if outside.
+func (s *Store) beginBatch(ctx context.Context, id, batch string, recipients []string, payload []byte, outside bool) (BatchVerdict, error) {
 	now := s.now().UnixMilli()
 	keys := []string{s.keys.Outcome(id), s.keys.Batches(id), s.keys.Parked(id), s.keys.ParkGen(id),
 		s.keys.Recipients(id, ResultCanceled)}
-	args := make([]any, 0, 6+len(recipients))
-	args = append(args, now, s.retention.Milliseconds(), batch, len(recipients), payload, SendingStale.Milliseconds())
+	flag := ""
+	if outside {
+		flag = "1"
+	}
+	args := make([]any, 0, 7+len(recipients))
+	args = append(args, now, s.retention.Milliseconds(), batch, len(recipients), payload, SendingStale.Milliseconds(), flag)
 	for _, r := range recipients {
 		args = append(args, r)
 	}
@@ -214,30 +234,37 @@ type BatchEnd struct {
 	Err *ErrorInfo
 	// Recipients are the batch's ids; a failed batch lists them as rejected.
 	Recipients []string
+	// Claimant, if set, names this end: an EndBatch repeated with the same
+	// Claimant (its answer was lost) reports true again, so the caller
+	// counts what it ended.
+	Claimant string
 }
 
-// EndBatch ends the attempt of a sending batch. A batch not sending (ended
-// by another delivery of its task) is left alone.
-func (s *Store) EndBatch(ctx context.Context, id, batch string, e BatchEnd) error {
+// EndBatch ends the attempt of a sending batch and reports whether it
+// did: a batch not sending (ended by another delivery of its task, or by
+// an earlier try of the same end, see BatchEnd.Claimant) is left alone,
+// and false says so.
+func (s *Store) EndBatch(ctx context.Context, id, batch string, e BatchEnd) (bool, error) {
 	to := map[Status]string{StatusSent: "S", StatusFailed: "f", StatusRetrying: "q"}[e.To]
 	if to == "" {
-		return fmt.Errorf("outcome: a batch cannot end %s", e.To)
+		return false, fmt.Errorf("outcome: a batch cannot end %s", e.To)
 	}
 	info := e.Err
 	if info == nil {
 		info = &ErrorInfo{}
 	}
 	keys := []string{s.keys.Outcome(id), s.keys.Batches(id), s.keys.Tasks(id), s.keys.Recipients(id, ResultRejected)}
-	args := make([]any, 0, 10+len(e.Recipients))
+	args := make([]any, 0, 11+len(e.Recipients))
 	args = append(args, s.now().UnixMilli(), s.retention.Milliseconds(), batch, len(e.Recipients), to, e.TaskID,
-		info.Code, info.SubCode, info.Class, info.Message)
+		info.Code, info.SubCode, info.Class, info.Message, e.Claimant)
 	for _, r := range e.Recipients {
 		args = append(args, r)
 	}
-	if err := endBatchScript.Run(ctx, s.rdb, keys, args...).Err(); err != nil {
-		return fmt.Errorf("outcome: ending batch %s of %s: %w", batch, id, err)
+	v, err := endBatchScript.Run(ctx, s.rdb, keys, args...).Text()
+	if err != nil {
+		return false, fmt.Errorf("outcome: ending batch %s of %s: %w", batch, id, err)
 	}
-	return nil
+	return v == "ok", nil
 }
 
 // BatchResults are what getsendresult said of an accepted batch's
@@ -250,6 +277,10 @@ type BatchResults struct {
 	// caller enqueues its task after RecordResults.
 	Resend      string
 	ResendCount int
+	// Claimant, if set, names this recording: a RecordResults repeated
+	// with the same Claimant (its answer was lost) returns true again, so
+	// the caller counts what it recorded.
+	Claimant string
 }
 
 // Forbidden is one recipient a silent limit dropped.
@@ -262,7 +293,8 @@ type Forbidden struct {
 var ErrNotSent = errors.New("outcome: the batch is not recorded as sent")
 
 // RecordResults records batch's results once: a second call for the same
-// batch changes nothing and returns false. Results of a batch not recorded
+// batch changes nothing and returns false (true if it repeats the first,
+// see BatchResults.Claimant). Results of a batch not recorded
 // as sent are refused with ErrNotSent.
 func (s *Store) RecordResults(ctx context.Context, id, batch string, r BatchResults) (bool, error) {
 	keys := []string{s.keys.Outcome(id), s.keys.Results(id), s.keys.Batches(id)}
@@ -278,6 +310,7 @@ func (s *Store) RecordResults(ctx context.Context, id, batch string, r BatchResu
 	for _, l := range lists {
 		args = append(args, len(l))
 	}
+	args = append(args, r.Claimant)
 	for _, l := range lists {
 		for _, v := range l {
 			args = append(args, v)
@@ -319,12 +352,13 @@ func (s *Store) BatchState(ctx context.Context, id, batch string) (Status, strin
 
 // Cancel cancels message id. A broadcast stops: batches not sent yet are
 // canceled when a worker takes them (at once, without a call) and parked
-// ones right here; Cancel then waits up to wait for the batches being sent
-// at this moment, so that none goes out after it returns, and returns the
-// record. recipientsOf reads a parked batch's recipients from its payload,
-// to list them as canceled. A single message is canceled only while queued
-// or retrying: ErrInFlight while a worker is sending it, a *TerminalError
-// once final.
+// ones right here (with CancelBatch: no worker will count their
+// recipients, TakeUncounted has them); Cancel then waits up to wait for
+// the batches being sent at this moment, so that none goes out after it
+// returns, and returns the record. recipientsOf reads a parked batch's
+// recipients from its payload, to list them as canceled. A single message
+// is canceled only while queued or retrying: ErrInFlight while a worker is
+// sending it, a *TerminalError once final.
 func (s *Store) Cancel(ctx context.Context, id string, wait time.Duration, recipientsOf func(payload []byte) []string) (*Outcome, error) {
 	v, err := cancelScript.Run(ctx, s.rdb, []string{s.keys.Outcome(id)}, s.now().UnixMilli(),
 		s.retention.Milliseconds()).Text()
@@ -348,7 +382,7 @@ func (s *Store) Cancel(ctx context.Context, id string, wait time.Duration, recip
 		return nil, fmt.Errorf("outcome: canceling %s: %w", id, err)
 	}
 	for batch, payload := range parked {
-		if _, err := s.BeginBatch(ctx, id, batch, recipientsOf([]byte(payload)), nil); err != nil {
+		if _, err := s.CancelBatch(ctx, id, batch, recipientsOf([]byte(payload))); err != nil {
 			return nil, err
 		}
 	}
@@ -621,7 +655,9 @@ end
 
 // beginBatchScript: KEYS record, batches, parked, parkgen, canceled list;
 // ARGV now, retention, batch, recipient count, payload, SendingStale ms,
-// ids…. A batch's field "<batch>@" holds when it last went sending.
+// "1" outside a worker (CancelBatch: cancel or leave alone, and keep the
+// recipients for TakeUncounted) or "", ids…. A batch's field "<batch>@"
+// holds when it last went sending.
 var beginBatchScript = redis.NewScript(luaBroadcast + `
 local st = redis.call('HGET', P, 'status')
 if not st then return 'missing' end
@@ -636,11 +672,13 @@ if st == 'canceled' then
   redis.call('HSET', KEYS[2], b, 'c')
   redis.call('HDEL', KEYS[3], b)
   redis.call('HINCRBY', P, 'r_canceled', tonumber(ARGV[4]))
-  if #ARGV >= 7 then pushall(KEYS[5], 7, #ARGV) end
+  if ARGV[7] == '1' then redis.call('HINCRBY', P, '` + fieldUncounted + `', tonumber(ARGV[4])) end
+  if #ARGV >= 8 then pushall(KEYS[5], 8, #ARGV) end
   settle(ARGV[1])
   touch(ARGV[1], ARGV[2])
   return 'canceled'
 end
+if ARGV[7] == '1' then return 'running' end
 if st == 'paused' then
   move(cur, 'p')
   redis.call('HSET', KEYS[2], b, 'p')
@@ -657,20 +695,24 @@ return 'go'`)
 
 // endBatchScript: KEYS record, batches, tasks, rejected list; ARGV now,
 // retention, batch, recipient count, new state (S f q), task_id, err code,
-// sub code, class, message, ids…
+// sub code, class, message, claimant or "", ids…. "ok" if it ended the
+// batch (or the same claimant did, and it changes nothing more), else the
+// batch's state, unchanged. A batch's field "<batch>!" holds the claimant
+// of its last end.
 var endBatchScript = redis.NewScript(luaBroadcast + `
 local b, to = ARGV[3], ARGV[5]
+if ARGV[11] ~= '' and redis.call('HGET', KEYS[2], b .. '!') == ARGV[11] then return 'ok' end
 local cur = redis.call('HGET', KEYS[2], b)
 if cur ~= 's' then return cur or 'q' end
 move('s', to)
-redis.call('HSET', KEYS[2], b, to)
+redis.call('HSET', KEYS[2], b, to, b .. '!', ARGV[11])
 if to == 'S' then
   redis.call('HINCRBY', P, 'r_accepted', tonumber(ARGV[4]))
   redis.call('HSET', KEYS[3], b, ARGV[6] .. ':' .. ARGV[1])
   redis.call('HINCRBY', P, 'res_pending', 1)
 elseif to == 'f' then
   redis.call('HINCRBY', P, 'r_rejected', tonumber(ARGV[4]))
-  if #ARGV >= 11 then pushall(KEYS[4], 11, #ARGV) end
+  if #ARGV >= 12 then pushall(KEYS[4], 12, #ARGV) end
 end
 if ARGV[9] ~= '' then
   redis.call('HSET', P, 'err_code', ARGV[7], 'err_sub_code', ARGV[8], 'err_class', ARGV[9], 'err_message', ARGV[10])
@@ -681,12 +723,19 @@ return 'ok'`)
 
 // recordResultsScript: KEYS record, results, batches, then the lists of
 // resultLists; ARGV now, retention, batch, resend batch or ”, resend
-// count, the six lists' lengths, then their items.
+// count, the six lists' lengths, claimant or ”, then the lists' items.
+// The results hash holds, by batch, the claimant that recorded its
+// results, or when.
 var recordResultsScript = redis.NewScript(luaBroadcast + `
 if redis.call('HGET', KEYS[3], ARGV[3]) ~= 'S' then return -1 end
-if redis.call('HSETNX', KEYS[2], ARGV[3], ARGV[1]) == 0 then return 0 end
+local mark = ARGV[12]
+if mark == '' then mark = ARGV[1] end
+if redis.call('HSETNX', KEYS[2], ARGV[3], mark) == 0 then
+  if ARGV[12] ~= '' and redis.call('HGET', KEYS[2], ARGV[3]) == ARGV[12] then return 1 end
+  return 0
+end
 local names = {'invalid', 'forbidden', 'failed', 'read', 'unread', 'unknown'}
-local i = 12
+local i = 13
 for k = 1, 6 do
   local n = tonumber(ARGV[5 + k])
   if n > 0 then

@@ -51,7 +51,7 @@ func begin(t *testing.T, s *outcome.Store, id, batch string, recipients []string
 // end runs EndBatch or fails the test.
 func end(t *testing.T, s *outcome.Store, id, batch string, e outcome.BatchEnd) {
 	t.Helper()
-	if err := s.EndBatch(context.Background(), id, batch, e); err != nil {
+	if _, err := s.EndBatch(context.Background(), id, batch, e); err != nil {
 		t.Fatalf("EndBatch(%s, %s, %s): %v", id, batch, e.To, err)
 	}
 }
@@ -260,7 +260,7 @@ func TestBroadcastCounters(t *testing.T) {
 	if _, _, err := s.BatchState(ctx, "missing", "0"); !errors.Is(err, outcome.ErrNotFound) {
 		t.Errorf("BatchState(missing): got %v, want %v", err, outcome.ErrNotFound)
 	}
-	if err := s.EndBatch(ctx, id, "0", outcome.BatchEnd{To: outcome.StatusCanceled}); err == nil {
+	if _, err := s.EndBatch(ctx, id, "0", outcome.BatchEnd{To: outcome.StatusCanceled}); err == nil {
 		t.Errorf("EndBatch to canceled: got nil, want an error")
 	}
 }
@@ -1066,5 +1066,92 @@ func TestResultsOnlyForSentBatches(t *testing.T) {
 	record(t, s, "b", "0", outcome.BatchResults{Read: ids("u", 100)}, true)
 	if _, in, _, _ := s.SentBatch(ctx, "b", "0"); !in {
 		t.Error("SentBatch after results: not in")
+	}
+}
+
+// TestEndBatchReportsWhetherItEnded: EndBatch says whether it ended the
+// batch: an end by a delivery whose batch another one took over and
+// ended changes nothing and says so; an end repeated by its claimant (its
+// answer was lost) says it ended it, and changes nothing more.
+func TestEndBatchReportsWhetherItEnded(t *testing.T) {
+	s, _, c := setup(t)
+	ctx := context.Background()
+	r := ids("u", 100)
+	createBroadcast(t, s, "b", 2)
+	c.Add(-time.Hour) // delivery A begins batch 0 in the past, and stalls
+	begin(t, s, "b", "0", r, "p", outcome.BatchGo)
+	c.Add(time.Hour)
+	begin(t, s, "b", "0", r, "p", outcome.BatchGo) // delivery B takes it over
+	for _, tt := range []struct {
+		name     string
+		claimant string
+		want     bool
+	}{
+		{"B", "b", true},
+		{"B again, its answer lost", "b", true},
+		{"A", "a", false},
+		{"without a claimant", "", false},
+	} {
+		ended, err := s.EndBatch(ctx, "b", "0", outcome.BatchEnd{To: outcome.StatusFailed, Recipients: r, Claimant: tt.claimant})
+		if err != nil || ended != tt.want {
+			t.Errorf("EndBatch by %s: got %v %v, want %v", tt.name, ended, err, tt.want)
+		}
+	}
+	if o := bcast(t, s, "b"); o.Broadcast.Recipients.Rejected != 100 || o.Broadcast.Batches.Failed != 1 {
+		t.Errorf("after the ends: %+v, want 100 rejected in 1 failed batch", o.Broadcast)
+	}
+	if got := recipients(t, s, "b", outcome.ResultRejected); len(got) != 100 {
+		t.Errorf("rejected list: %d recipients, want 100", len(got))
+	}
+	if ended, err := s.EndBatch(ctx, "b", "1", outcome.BatchEnd{To: outcome.StatusSent, TaskID: 1, Recipients: r}); err != nil || ended {
+		t.Errorf("EndBatch of a queued batch: got %v %v, want false", ended, err)
+	}
+}
+
+// TestRecordResultsClaimant: results recorded again by their claimant
+// (its answer was lost) say so, and count nothing twice; by anyone else,
+// they are refused.
+func TestRecordResultsClaimant(t *testing.T) {
+	s, _, _ := setup(t)
+	createBroadcast(t, s, "b", 1)
+	begin(t, s, "b", "0", ids("u", 100), "p", outcome.BatchGo)
+	end(t, s, "b", "0", outcome.BatchEnd{To: outcome.StatusSent, TaskID: 9, Recipients: ids("u", 100)})
+	r := outcome.BatchResults{Read: ids("u", 60), Unread: ids("v", 40), Claimant: "a"}
+	record(t, s, "b", "0", r, true)
+	record(t, s, "b", "0", r, true)
+	r.Claimant = "b"
+	record(t, s, "b", "0", r, false)
+	r.Claimant = ""
+	record(t, s, "b", "0", r, false)
+	o := bcast(t, s, "b")
+	if res := o.Broadcast.Results; res.Read != 60 || res.Unread != 40 || res.PendingBatches != 0 || !o.Broadcast.Finished {
+		t.Errorf("after four recordings: %+v finished %v, want 60 read, 40 unread, finished", res, o.Broadcast.Finished)
+	}
+	if got := recipients(t, s, "b", outcome.ResultRead); len(got) != 60 {
+		t.Errorf("read list: %d recipients, want 60", len(got))
+	}
+}
+
+// TestCancelBatchOnlyCancels: CancelBatch neither sends nor parks a batch
+// of a broadcast that is not canceled.
+func TestCancelBatchOnlyCancels(t *testing.T) {
+	s, _, _ := setup(t)
+	ctx := context.Background()
+	createBroadcast(t, s, "b", 1)
+	for _, pause := range []bool{false, true} {
+		if pause {
+			if _, err := s.Pause(ctx, "b"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if ok, err := s.CancelBatch(ctx, "b", "0", ids("u", 3)); err != nil || ok {
+			t.Errorf("CancelBatch (paused %v): got %v %v, want false", pause, ok, err)
+		}
+		if got := batchState(t, s, "b", "0"); got != "q" {
+			t.Errorf("batch state (paused %v): got %q, want q", pause, got)
+		}
+	}
+	if _, err := s.CancelBatch(ctx, "missing", "0", nil); !errors.Is(err, outcome.ErrNotFound) {
+		t.Errorf("CancelBatch(missing): got %v, want %v", err, outcome.ErrNotFound)
 	}
 }
