@@ -280,16 +280,15 @@ func broadcastFingerprint(m *Message, plan batchPlan) string {
 //
 // The batches of a broadcast a pause set aside are canceled right here,
 // where nothing counts them: Cancel queues a task for a worker to count
-// them in its metrics. If that task cannot be queued, Cancel returns an
-// error once the broadcast is canceled: call it again.
+// them in its metrics. If that task cannot be queued the cancel still
+// stands and Cancel says so; those recipients are counted when the task is
+// queued by a later Cancel of the same broadcast.
 func (p *Producer) Cancel(ctx context.Context, id string) (*Outcome, error) {
 	o, err := p.store.Cancel(ctx, id, p.cancelWait, batchRecipients)
 	if err != nil || o.Broadcast == nil {
 		return o, err
 	}
-	if err := p.enqueueCanceled(ctx, id, o.App); err != nil {
-		return nil, err
-	}
+	_ = p.enqueueCanceled(ctx, id, o.App) // metrics only: never undo or deny a cancel for them
 	return o, nil
 }
 

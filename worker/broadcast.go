@@ -64,6 +64,9 @@ func (h *Handlers) HandleBatch(ctx context.Context, t *asynq.Task) error {
 		return h.ensureResults(ctx, p)
 	case state == "f" || state == "c":
 		annotate(ctx, zap.Bool("duplicate", true))
+		// The delivery that ended it may have lost its answer before
+		// counting the broadcast's finish; the claim counts it once.
+		h.countBroadcast(ctx, p.App, p.ID)
 		return nil
 	}
 	app, known := h.apps[p.App]

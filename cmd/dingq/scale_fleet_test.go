@@ -87,17 +87,9 @@ func runScale(t *testing.T, r fleetRedis) {
 
 	start = time.Now()
 	var singles []string
-	var mu sync.Mutex
-	var wg sync.WaitGroup
 	for _, app := range []string{"hr", "ops"} {
-		wg.Go(func() {
-			ids := fl.send(app, "before", 100)
-			mu.Lock()
-			singles = append(singles, ids...)
-			mu.Unlock()
-		})
+		singles = append(singles, fl.send(app, "before", 100)...) // fl.send queues from 8 goroutines
 	}
-	wg.Wait()
 	// 100 messages of one content coalesce into few calls (asynq's
 	// groups).
 	const coalText = "ops scale coalesced"
@@ -121,7 +113,7 @@ func runScale(t *testing.T, r fleetRedis) {
 	}
 	queued := time.Since(start)
 
-	sendErrs := 0
+	sendErrs, callsBefore := 0, 0
 	if fl.sentinel != nil {
 		// Messages go on being sent through the failover; a Send that
 		// fails is sent again with the same idempotency key, as an
@@ -138,6 +130,9 @@ func runScale(t *testing.T, r fleetRedis) {
 				}
 				for _, app := range []string{"hr", "ops"} {
 					id, errs := fl.sendRetrying(app, fmt.Sprintf("%s during %d", app, i))
+					if id == "" {
+						return
+					}
 					during = append(during, id)
 					sendErrs += errs
 				}
@@ -145,7 +140,7 @@ func runScale(t *testing.T, r fleetRedis) {
 			}
 		})
 		old := fl.sentinel.MasterAddr(t)
-		callsBefore := len(fl.sent())
+		callsBefore = len(fl.sent())
 		fo := time.Now()
 		// SENTINEL FAILOVER alone loses what the old master takes until
 		// the sentinel names the new one: see FailoverPaused and README.
@@ -173,6 +168,9 @@ func runScale(t *testing.T, r fleetRedis) {
 		if o.Attempts != 1 {
 			retried++
 		}
+	}
+	if total := len(fl.sent()); fl.sentinel != nil && (callsBefore == 0 || callsBefore >= total) {
+		t.Errorf("the failover came after %d of %d calls to DingTalk: not in the middle of the run", callsBefore, total)
 	}
 	sent, dups := fl.checkScale(len(singles), map[string][]string{bcastText: users, coalText: coalUsers})
 	t.Logf("%d single messages, %d coalesced ones and a %d-user broadcast (queued in %s) sent in %s by 3 workers: "+
@@ -227,7 +225,9 @@ func (fl *fleet) sendRetrying(app, text string) (string, int) {
 			return id, errs
 		}
 		if time.Now().After(deadline) {
-			fl.t.Fatalf("Send(%q) still fails after 20s: %v", text, err)
+			// Errorf, not Fatalf: this runs beside the test's goroutine.
+			fl.t.Errorf("Send(%q) still fails after 20s: %v", text, err)
+			return "", errs
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

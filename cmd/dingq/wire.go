@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sync"
 
 	"github.com/dingq/dingq/dingtalk"
 	"github.com/dingq/dingq/internal/config"
@@ -187,12 +188,37 @@ func stderrf(format string, args ...any) { fmt.Fprintf(os.Stderr, format, args..
 // evict keys: queued tasks, outcomes and the token cache would vanish
 // without an error. ok is false when Redis does not tell (CONFIG may be
 // disabled, as on some managed services).
+// On a cluster every master is asked: one that may evict is enough.
 func evictionRisk(ctx context.Context, rdb redis.UniversalClient) (policy string, risky, ok bool) {
-	v, err := rdb.ConfigGet(ctx, "maxmemory-policy").Result()
-	if err != nil || v["maxmemory-policy"] == "" {
+	ask := func(c redis.Cmdable) (string, bool) {
+		v, err := c.ConfigGet(ctx, "maxmemory-policy").Result()
+		if err != nil || v["maxmemory-policy"] == "" {
+			return "", false
+		}
+		return v["maxmemory-policy"], true
+	}
+	cc, isCluster := rdb.(*redis.ClusterClient)
+	if !isCluster {
+		policy, ok = ask(rdb)
+		return policy, ok && policy != "noeviction", ok
+	}
+	var mu sync.Mutex
+	ok = true
+	_ = cc.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+		p, answered := ask(m)
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case !answered:
+			ok = false
+		case p != "noeviction" || policy == "":
+			policy = p
+		}
+		return nil
+	})
+	if !ok || policy == "" {
 		return "", false, false
 	}
-	policy = v["maxmemory-policy"]
 	return policy, policy != "noeviction", true
 }
 

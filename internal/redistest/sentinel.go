@@ -134,8 +134,15 @@ func (s *Sentinel) FailoverPaused(t testing.TB, pause time.Duration) string {
 		t.Fatalf("redistest: INFO replication of %s: %v", s.Master.Addr, err)
 	}
 	offset := infoField(info, "master_repl_offset")
+	paused := time.Now()
 	waitInfo(t, s.Replica.Addr, "replication", "slave_repl_offset:"+offset+"\r\n")
-	return s.Failover(t)
+	addr := s.Failover(t)
+	// Past the pause the old master took writes again, which the failover
+	// may have thrown away: the run would look as if dingq lost them.
+	if took := time.Since(paused); took >= pause {
+		t.Fatalf("redistest: the failover took %v, longer than the %v writes were paused", took, pause)
+	}
+	return addr
 }
 
 // infoField returns the value of field in an INFO answer.
