@@ -36,6 +36,23 @@ lint: ## gofmt check, go vet, and staticcheck when installed
 bench: build ## Measure the fleet against DingTalk's rate limits (dingq bench; ~13 min, needs redis-server)
 	$(BIN) bench $(BENCH_FLAGS)
 
+SOAK     ?= 10m
+SOAK_LOG ?= /tmp/dingq-soak
+
+# soak runs two processes: the in-process test counts its process's
+# goroutines and file descriptors, so it runs alone in its own; the fleet
+# tests run side by side in the other.
+.PHONY: soak
+soak: ## Fault suite, long form: each TestFault* loops for SOAK (10m) with kills, Redis restarts, DingTalk faults; totals at the end
+	@echo "soak: each fault test loops for $(SOAK); full logs in $(SOAK_LOG).fleet and $(SOAK_LOG).dingtalk"
+	@DINGQ_TEST_SOAK=$(SOAK) $(GO) test -race -count=1 -timeout 0 -v -run '^TestFaultDingTalkMisbehaves$$' ./cmd/dingq \
+		> $(SOAK_LOG).dingtalk 2>&1 & \
+	DINGQ_TEST_SOAK=$(SOAK) $(GO) test -race -count=1 -timeout 0 -v -parallel 3 \
+		-run '^TestFault(KillWorker|KillWorkerBroadcast|RedisRestart)$$' ./cmd/dingq > $(SOAK_LOG).fleet 2>&1; \
+	fleet=$$?; wait $$!; dingtalk=$$?; \
+	grep -h -e 'KNOWN BUG' -e '^\s*--- FAIL' -e 'TOTALS' -e '^ok' -e '^FAIL' $(SOAK_LOG).fleet $(SOAK_LOG).dingtalk | cut -c1-400; \
+	exit $$((fleet | dingtalk))
+
 .PHONY: fuzz
 fuzz: ## Run each fuzz test for 30s
 	$(GO) test -run='^$$' -fuzz=FuzzLoad -fuzztime=30s ./internal/config

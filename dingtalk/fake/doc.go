@@ -75,9 +75,11 @@
 // token does, and the next gettoken issues a new one. A [Fault], added with
 // [Server.AddFault], answers some calls (of one endpoint, or all) in place
 // of the endpoint: with an errcode such as -1, 90018 or 88/60011, with a
-// broken gateway's HTTP status and a text body, with the per-IP ban
-// {"status":1111,…}, or never (the call hangs until the client gives up);
-// or it delays the answer by a latency. A fault fires on every call, on a
+// broken gateway's HTTP status and a text body, with a body of its own
+// (malformed JSON, a proxy's HTML page), with the per-IP ban
+// {"status":1111,…}, by closing the connection without an answer, or
+// never (the call hangs until the client gives up); or it delays the
+// answer by a latency. A fault fires on every call, on a
 // random fraction of them, or on the next N; a call it answers has no other
 // effect (nothing is sent, no token issued), though a faulted gettoken
 // still counts as a fetch.

@@ -272,8 +272,8 @@ func isTopAPI(path string) bool { return strings.HasPrefix(path, topAPIPrefix) }
 
 // ServeHTTP answers one call as DingTalk's legacy host would, or as a
 // fault or a limit says, and records it. A call a fault answers is not
-// counted by the limits. A call a fault kept waiting until its context
-// ended gets no answer at all: ServeHTTP panics with http.ErrAbortHandler,
+// counted by the limits. A call a fault closes, or kept waiting until its
+// context ended, gets no answer at all: ServeHTTP panics with http.ErrAbortHandler,
 // which net/http's server takes as "drop the connection" (it also ends a
 // hung call when the server shuts down, if the server's BaseContext ends).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -299,6 +299,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.recordUnanswered(x, reply{})
 			<-r.Context().Done()
 			panic(http.ErrAbortHandler)
+		}
+		if f.Close {
+			s.recordUnanswered(x, reply{})
+			panic(http.ErrAbortHandler) // the connection closes, nothing written
 		}
 		if f.answers() {
 			rp := s.recordUnanswered(x, faultReply(f))

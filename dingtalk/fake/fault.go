@@ -1,6 +1,7 @@
 package fake
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,12 +15,15 @@ import (
 )
 
 // Fault is a failure the fake injects into the DingTalk calls it answers:
-// an errcode, a broken gateway's HTTP status, the per-IP ban, a call that
-// never answers, or a delay. Add one with [Server.AddFault] or
-// POST /_fake/faults; its JSON names are those of its tags.
+// an errcode, a broken gateway's HTTP status, a body that is not
+// DingTalk's (malformed JSON, an HTML page), the per-IP ban, a call that
+// never answers, a connection closed without an answer, or a delay. Add
+// one with [Server.AddFault] or POST /_fake/faults; its JSON names are
+// those of its tags.
 //
-// A fault does at most one of Code, Status, IPBan and Hang, and may add a
-// Latency to it; a fault with a Latency alone delays the real answer.
+// A fault does at most one of Code, Status (or Body, with or without a
+// Status), IPBan, Hang and Close, and may add a Latency to it; a fault
+// with a Latency alone delays the real answer.
 type Fault struct {
 	// Path is the endpoint the fault applies to, such as
 	// dingtalk.PathAsyncSendV2 or dingtalk.PathGetToken; it must be one the
@@ -39,8 +43,16 @@ type Fault struct {
 	// "fault injected" for any other code.
 	Msg string `json:"msg,omitempty"`
 	// Status, if non-zero, answers that HTTP status (100 to 599) with a
-	// short text body that is not JSON, as a broken gateway would.
+	// short text body that is not JSON, as a broken gateway would; with a
+	// Body, with that body.
 	Status int `json:"status,omitempty"`
+	// Body, if not empty, answers these bytes as they are, with HTTP Status
+	// (200 if zero): an HTML page (a body starting with '<', sent as
+	// text/html) such as a proxy's error page, or anything else sent as
+	// JSON, such as malformed JSON cut short: `{"errcode":0,"task_id":`.
+	// Mind that DingTalk's own answer to a banned IP is an HTML page with
+	// HTTP 200: the client takes any HTML at 200 for the ban.
+	Body string `json:"body,omitempty"`
 	// IPBan answers DingTalk's per-IP ban, HTTP 200 with
 	// {"status":1111,"wait":5,"punish":"deny"} and no errcode: a client
 	// pauses every call for five minutes.
@@ -49,6 +61,10 @@ type Fault struct {
 	// request's context ends), then the connection is dropped. The call has
 	// no effect: nothing is sent and no token is issued.
 	Hang bool `json:"hang,omitempty"`
+	// Close drops the connection as soon as the call is read, without a
+	// byte of answer, as a proxy or DingTalk's front end that crashed
+	// would: the client reads EOF. The call has no effect.
+	Close bool `json:"close,omitempty"`
 	// Latency delays the answer, faulted or real, by this long; a call whose
 	// client gives up meanwhile has no effect. In JSON a duration string
 	// such as "250ms".
@@ -62,14 +78,15 @@ type Fault struct {
 }
 
 // answers reports whether the fault answers in place of the endpoint.
-func (f Fault) answers() bool { return f.Code != 0 || f.Status != 0 || f.IPBan }
+func (f Fault) answers() bool { return f.Code != 0 || f.Status != 0 || f.Body != "" || f.IPBan }
 
 // matches reports whether the fault applies to a call to path.
 func (f Fault) matches(path string) bool { return f.Path == "" || f.Path == path }
 
 // String describes the fault as calls record it: "code 90018",
-// "status 500", "ip_ban", "hang", "latency 250ms", or a fault with a
-// latency such as "code -1, latency 250ms".
+// "status 500", "body (HTTP 502, 120 bytes)", "ip_ban", "hang", "close",
+// "latency 250ms", or a fault with a latency such as
+// "code -1, latency 250ms".
 func (f Fault) String() string {
 	var parts []string
 	switch {
@@ -77,12 +94,16 @@ func (f Fault) String() string {
 		parts = append(parts, fmt.Sprintf("code %d sub_code %s", f.Code, f.SubCode))
 	case f.Code != 0:
 		parts = append(parts, fmt.Sprintf("code %d", f.Code))
+	case f.Body != "":
+		parts = append(parts, fmt.Sprintf("body (HTTP %d, %d bytes)", cmp.Or(f.Status, http.StatusOK), len(f.Body)))
 	case f.Status != 0:
 		parts = append(parts, fmt.Sprintf("status %d", f.Status))
 	case f.IPBan:
 		parts = append(parts, "ip_ban")
 	case f.Hang:
 		parts = append(parts, "hang")
+	case f.Close:
+		parts = append(parts, "close")
 	}
 	if f.Latency > 0 {
 		parts = append(parts, "latency "+f.Latency.String())
@@ -97,16 +118,18 @@ func (f Fault) validate(paths []string) error {
 	for _, k := range []struct {
 		name string
 		set  bool
-	}{{"code", f.Code != 0}, {"status", f.Status != 0}, {"ip_ban", f.IPBan}, {"hang", f.Hang}} {
+	}{{"code", f.Code != 0}, {"status", f.Status != 0 && f.Body == ""}, {"body", f.Body != ""},
+		{"ip_ban", f.IPBan}, {"hang", f.Hang}, {"close", f.Close}} {
 		if k.set {
 			kinds = append(kinds, k.name)
 		}
 	}
 	switch {
 	case len(kinds) > 1:
-		return fmt.Errorf("fault: set at most one of code, status, ip_ban and hang, got %s", strings.Join(kinds, " and "))
+		return fmt.Errorf("fault: set at most one of code, status (or body, with or without a status), ip_ban, hang and close, got %s",
+			strings.Join(kinds, " and "))
 	case len(kinds) == 0 && f.Latency <= 0:
-		return errors.New("fault: set one of code, status, ip_ban, hang or latency")
+		return errors.New("fault: set one of code, status, body, ip_ban, hang, close or latency")
 	case f.Code == 0 && f.SubCode != "":
 		return errors.New("fault: sub_code needs a code")
 	case f.Code == 0 && f.Msg != "":
@@ -187,9 +210,16 @@ func (s *Server) fireFault(path string) *Fault {
 }
 
 // faultReply is the answer of a fault that answers in place of the
-// endpoint: an errcode, an HTTP status or the per-IP ban.
+// endpoint: an errcode, an HTTP status, a body of its own or the per-IP
+// ban.
 func faultReply(f *Fault) reply {
 	switch {
+	case f.Body != "":
+		rp := reply{status: f.Status, body: []byte(f.Body)}
+		if strings.HasPrefix(strings.TrimSpace(f.Body), "<") {
+			rp.contentType = "text/html; charset=utf-8"
+		}
+		return rp
 	case f.Status != 0:
 		text := http.StatusText(f.Status)
 		if text == "" {

@@ -1,6 +1,7 @@
 package fake_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -289,6 +291,131 @@ func TestFaultHang(t *testing.T) {
 	}
 }
 
+// TestFaultBody: a fault's own body comes back as it is, with its status,
+// and the client sorts it: malformed JSON and a gateway's HTML error page
+// are transient, HTML at HTTP 200 is DingTalk's per-IP ban.
+func TestFaultBody(t *testing.T) {
+	const page = "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
+	tests := []struct {
+		name      string
+		fault     fake.Fault
+		wantType  string // Content-Type prefix
+		wantClass dingtalk.Class
+		wantBan   bool
+		wantFault string
+	}{
+		{name: "malformed JSON", fault: fake.Fault{Body: `{"errcode":0,"task_id":`},
+			wantType: "application/json", wantClass: dingtalk.ClassTransient, wantFault: "body (HTTP 200, 23 bytes)"},
+		{name: "HTML error page", fault: fake.Fault{Body: page, Status: 502},
+			wantType: "text/html", wantClass: dingtalk.ClassTransient, wantFault: "body (HTTP 502, 74 bytes)"},
+		{name: "HTML at 200", fault: fake.Fault{Body: page},
+			wantType: "text/html", wantClass: dingtalk.ClassThrottled, wantBan: true, wantFault: "body (HTTP 200, 74 bytes)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := setup(t, nil)
+			tok := e.token(t, credA)
+			tt.fault.Path = dingtalk.PathAsyncSendV2
+			tt.fault.Times = 2
+			e.addFault(t, tt.fault)
+
+			_, err := e.client.SendWorkNotification(context.Background(), tok, textRequest(appA.AgentID, "hi"))
+			if got := dingtalk.Classify(err); got != tt.wantClass {
+				t.Errorf("Classify(%v) = %s, want %s", err, got, tt.wantClass)
+			}
+			var de *dingtalk.Error
+			if banned := errors.As(err, &de) && de.IPBanned; banned != tt.wantBan {
+				t.Errorf("IP ban: got %t, want %t (%v)", banned, tt.wantBan, err)
+			}
+
+			resp, err := http.Post(e.url+sendPath(tok), "application/json", strings.NewReader(`{}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if want := cmp.Or(tt.fault.Status, 200); resp.StatusCode != want || string(body) != tt.fault.Body ||
+				!strings.HasPrefix(resp.Header.Get("Content-Type"), tt.wantType) {
+				t.Errorf("raw answer HTTP %d %s %q, want %d %s %q", resp.StatusCode, resp.Header.Get("Content-Type"), body,
+					want, tt.wantType, tt.fault.Body)
+			}
+			if n := len(e.fake.Sent()); n != 0 {
+				t.Errorf("%d sends recorded, want 0", n)
+			}
+			if c := e.lastCall(t); c.Fault != tt.wantFault || c.ErrCode != 0 || c.App != appA.Key {
+				t.Errorf("call = %+v, want fault %q errcode 0 app %q", c, tt.wantFault, appA.Key)
+			}
+			// Times ran out: the next call is answered.
+			if _, err := e.client.SendWorkNotification(context.Background(), tok, textRequest(appA.AgentID, "hi")); err != nil {
+				t.Errorf("after the fault: %v", err)
+			}
+		})
+	}
+}
+
+// TestFaultClose: the connection is closed without an answer; the client
+// gets a transient transport error at once, nothing is sent, and the
+// server holds no connection afterwards.
+func TestFaultClose(t *testing.T) {
+	f := fake.New([]fake.App{appA}, nil)
+	var open atomic.Int64
+	srv := httptest.NewUnstartedServer(f)
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		switch s {
+		case http.StateNew:
+			open.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			open.Add(-1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	c, err := dingtalk.NewClient(dingtalk.WithBaseURL(srv.URL), dingtalk.WithTimeout(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := c.GetToken(context.Background(), credA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.AddFault(fake.Fault{Path: dingtalk.PathAsyncSendV2, Close: true, Times: 1}); err != nil {
+		t.Fatal(err)
+	}
+
+	start := time.Now()
+	_, err = c.SendWorkNotification(context.Background(), tok.AccessToken, textRequest(appA.AgentID, "hi"))
+	var te *dingtalk.TransportError
+	if !errors.As(err, &te) || !errors.Is(err, io.EOF) {
+		t.Fatalf("got %v (%T), want a *dingtalk.TransportError with EOF", err, err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("the client learnt of the closed connection after %s", d)
+	}
+	if got := dingtalk.Classify(err); got != dingtalk.ClassTransient {
+		t.Errorf("Classify = %s, want transient", got)
+	}
+	if n := len(f.Sent()); n != 0 {
+		t.Errorf("%d sends recorded, want 0", n)
+	}
+	calls := f.Calls()
+	if last := calls[len(calls)-1]; last.Path != dingtalk.PathAsyncSendV2 || last.Fault != "close" || last.ErrCode != 0 || last.Status != 0 {
+		t.Errorf("call = %+v, want the send with fault close", last)
+	}
+	// The next call goes through, on a new connection.
+	if _, err := c.SendWorkNotification(context.Background(), tok.AccessToken, textRequest(appA.AgentID, "hi")); err != nil {
+		t.Errorf("after the fault: %v", err)
+	}
+	if n := len(f.Sent()); n != 1 {
+		t.Errorf("%d sends recorded, want 1", n)
+	}
+	srv.CloseClientConnections()
+	for deadline := time.Now().Add(5 * time.Second); open.Load() != 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections still open", open.Load())
+		}
+	}
+}
+
 func TestFaultLatency(t *testing.T) {
 	const latency = 150 * time.Millisecond
 	tests := []struct {
@@ -500,13 +627,22 @@ func TestAddFaultValidation(t *testing.T) {
 			Latency: fake.Duration(time.Millisecond), Times: 3, Fraction: 1}},
 		{name: "status bounds", fault: fake.Fault{Status: 100}},
 		{name: "nothing", fault: fake.Fault{},
-			want: "fault: set one of code, status, ip_ban, hang or latency"},
+			want: "fault: set one of code, status, body, ip_ban, hang, close or latency"},
 		{name: "only times", fault: fake.Fault{Times: 2},
-			want: "fault: set one of code, status, ip_ban, hang or latency"},
+			want: "fault: set one of code, status, body, ip_ban, hang, close or latency"},
 		{name: "code and status", fault: fake.Fault{Code: -1, Status: 500},
-			want: "fault: set at most one of code, status, ip_ban and hang, got code and status"},
+			want: "fault: set at most one of code, status (or body, with or without a status), ip_ban, hang and close, got code and status"},
 		{name: "ip_ban and hang", fault: fake.Fault{IPBan: true, Hang: true},
-			want: "fault: set at most one of code, status, ip_ban and hang, got ip_ban and hang"},
+			want: "fault: set at most one of code, status (or body, with or without a status), ip_ban, hang and close, got ip_ban and hang"},
+		{name: "body and status", fault: fake.Fault{Body: "<html></html>", Status: 502}},
+		{name: "body alone", fault: fake.Fault{Body: `{"errcode":0,`}},
+		{name: "close with latency", fault: fake.Fault{Close: true, Latency: fake.Duration(time.Millisecond)}},
+		{name: "body and code", fault: fake.Fault{Body: "x", Code: -1},
+			want: "fault: set at most one of code, status (or body, with or without a status), ip_ban, hang and close, got code and body"},
+		{name: "hang and close", fault: fake.Fault{Hang: true, Close: true},
+			want: "fault: set at most one of code, status (or body, with or without a status), ip_ban, hang and close, got hang and close"},
+		{name: "body with a bad status", fault: fake.Fault{Body: "x", Status: 600},
+			want: "fault: status must be in 100..599, got 600"},
 		{name: "sub_code without code", fault: fake.Fault{Status: 500, SubCode: "40014"},
 			want: "fault: sub_code needs a code"},
 		{name: "msg without code", fault: fake.Fault{Hang: true, Msg: "x"},
@@ -559,6 +695,7 @@ func TestFaultJSON(t *testing.T) {
 			want: fake.Fault{Path: "/gettoken", Code: 90018, SubCode: "x", Msg: "m", Latency: fake.Duration(250 * time.Millisecond), Times: 2, Fraction: 0.5}},
 		{name: "nanoseconds", in: `{"hang":true,"latency":1500000000}`, want: fake.Fault{Hang: true, Latency: fake.Duration(1500 * time.Millisecond)}},
 		{name: "null latency", in: `{"ip_ban":true,"status":0,"latency":null}`, want: fake.Fault{IPBan: true}},
+		{name: "body and close", in: `{"body":"<html>","status":502,"close":true}`, want: fake.Fault{Body: "<html>", Status: 502, Close: true}},
 		{name: "bad duration", in: `{"latency":"soon"}`, wantErr: `duration "soon"`},
 		{name: "fractional nanoseconds", in: `{"latency":1.5}`, wantErr: "whole nanoseconds"},
 		{name: "latency as bool", in: `{"latency":true}`, wantErr: "whole nanoseconds"},

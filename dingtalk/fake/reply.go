@@ -52,6 +52,8 @@ type reply struct {
 	body []byte
 	// text marks body as plain text rather than JSON.
 	text bool
+	// contentType, if set, is body's Content-Type, text or not.
+	contentType string
 }
 
 func okReply(fields ...field) reply { return reply{code: codeOK, msg: "ok", fields: fields} }
@@ -115,6 +117,8 @@ func (rp reply) write(w http.ResponseWriter) {
 	switch {
 	case rp.body == nil:
 		writeRaw(w, status, rp.encode())
+	case rp.contentType != "":
+		writeBody(w, status, rp.contentType, rp.body)
 	case rp.text:
 		writeBody(w, status, "text/plain; charset=utf-8", rp.body)
 	default:

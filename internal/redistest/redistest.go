@@ -1,6 +1,8 @@
 // Package redistest starts a real redis-server for integration tests: its
-// own process on a free port, with nothing kept on disk, stopped when the
-// test ends. Tests never share a Redis with each other or with the machine.
+// own process on a free port, with nothing kept on disk unless asked
+// (Start's arguments: "--appendonly", "yes"), stopped when the test ends.
+// Stop and Restart stop it and start it again on its port and directory.
+// Tests never share a Redis with each other or with the machine.
 // StartCluster starts a Redis Cluster (redis-cli forms it) and
 // StartSentinel a master, its replica and a Redis Sentinel, for the code
 // that must work on them too.
@@ -21,6 +23,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -30,7 +33,16 @@ import (
 // Server is a running redis-server.
 type Server struct {
 	Addr string
+	// Dir is the server's --dir, where it keeps its files (the AOF, with
+	// "--appendonly yes") and its log, redis.log; it outlives Stop, so
+	// Restart finds what the server wrote.
+	Dir  string
 	cmd  *exec.Cmd
+	bin  string
+	port int
+	argv []string
+	// exited is closed when cmd has exited.
+	exited chan struct{}
 }
 
 // Start starts a redis-server for t and stops it when t ends. Extra
@@ -64,42 +76,99 @@ func start(t testing.TB, bin string, port int, args []string) (*Server, error) {
 // launch runs bin with argv in dir, its log in dir/redis.log, until t
 // ends, and waits until it answers PING on port.
 func launch(t testing.TB, bin, dir string, port int, argv []string) (*Server, error) {
-	cmd := exec.Command(bin, argv...)
-	logf, err := os.Create(dir + "/redis.log")
-	if err != nil {
+	s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Dir: dir, bin: bin, port: port, argv: argv}
+	if err := s.spawn(); err != nil {
 		return nil, err
 	}
+	// The process of the moment: Restart replaces it.
+	t.Cleanup(func() {
+		_ = s.cmd.Process.Kill()
+		<-s.exited
+	})
+	return s, s.waitPing()
+}
+
+// spawn starts s's process, its log appended to Dir/redis.log (a
+// restarted server's log follows the first one's).
+func (s *Server) spawn() error {
+	logf, err := os.OpenFile(s.Dir+"/redis.log", os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(s.bin, s.argv...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()
-		return nil, err
+		return err
 	}
-	s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), cmd: cmd}
 	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
+	go func() {
+		_ = cmd.Wait()
 		logf.Close()
-	})
+		close(exited)
+	}()
+	s.cmd, s.exited = cmd, exited
+	return nil
+}
+
+// waitPing waits until s answers PING, for at most 10 seconds, or its
+// process exits.
+func (s *Server) waitPing() error {
 	rdb := redis.NewClient(&redis.Options{Addr: s.Addr})
 	defer rdb.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
-		case <-exited:
-			return nil, fmt.Errorf("redis-server exited: %s", tail(dir+"/redis.log"))
+		case <-s.exited:
+			return fmt.Errorf("redis-server exited: %s", tail(s.Dir+"/redis.log"))
 		default:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		err := rdb.Ping(ctx).Err()
 		cancel()
 		if err == nil {
-			return s, nil
+			return nil
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return nil, fmt.Errorf("redis-server on %s did not answer within 10s: %s", s.Addr, tail(dir+"/redis.log"))
+	return fmt.Errorf("redis-server on %s did not answer within 10s: %s", s.Addr, tail(s.Dir+"/redis.log"))
+}
+
+// Stop stops the server the way an operator's restart does: SIGTERM, so
+// it writes what it must (its AOF, fsynced) and exits. It fails t if the
+// server is not gone within 10 seconds. Restart starts it again.
+func (s *Server) Stop(t testing.TB) {
+	t.Helper()
+	select {
+	case <-s.exited:
+		return // stopped already
+	default:
+	}
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatalf("redistest: SIGTERM to redis-server on %s: %v", s.Addr, err)
+	}
+	select {
+	case <-s.exited:
+	case <-time.After(10 * time.Second):
+		_ = s.cmd.Process.Kill()
+		t.Fatalf("redistest: redis-server on %s still running 10s after SIGTERM", s.Addr)
+	}
+}
+
+// Restart stops the server if it runs (Stop) and starts it again on the
+// same port, with the same arguments and Dir: with "--appendonly yes" it
+// loads what it had written. It returns once the server answers PING, and
+// fails t if it does not within 10 seconds (the port taken meanwhile, say).
+// The new process is stopped when the test that started the first ends.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	s.Stop(t)
+	if err := s.spawn(); err != nil {
+		t.Fatalf("redistest: restarting redis-server on %s: %v", s.Addr, err)
+	}
+	if err := s.waitPing(); err != nil {
+		t.Fatalf("redistest: restarting redis-server on %s: %v", s.Addr, err)
+	}
 }
 
 // Client returns a client of s, closed when t ends.

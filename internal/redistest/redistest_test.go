@@ -103,3 +103,37 @@ func TestSentinel(t *testing.T) {
 	}
 	t.Logf("%d writes acknowledged and kept, %d refused", n, failed.Load())
 }
+
+// TestRestart: a server with an AOF fsynced at every write keeps every
+// acknowledged write through Stop and Restart on its port, and a client
+// made before the restart reconnects by itself.
+func TestRestart(t *testing.T) {
+	t.Parallel()
+	s := redistest.Start(t, "--appendonly", "yes", "--appendfsync", "always")
+	rdb := s.Client(t)
+	ctx := context.Background()
+	for i := range 100 {
+		if err := rdb.RPush(ctx, "writes", i).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	addr := s.Addr
+	s.Stop(t)
+	if err := rdb.Ping(ctx).Err(); err == nil {
+		t.Fatalf("PING answered with the server stopped")
+	}
+	s.Stop(t) // stopping twice is harmless
+	start := time.Now()
+	s.Restart(t)
+	t.Logf("restarted in %s", time.Since(start).Round(time.Millisecond))
+	if s.Addr != addr {
+		t.Errorf("address after Restart: got %s, want %s", s.Addr, addr)
+	}
+	if n, err := rdb.LLen(ctx, "writes").Result(); err != nil || n != 100 {
+		t.Errorf("writes after the restart: got %d (%v), want 100", n, err)
+	}
+	s.Restart(t) // a running server is stopped first
+	if n, err := rdb.LLen(ctx, "writes").Result(); err != nil || n != 100 {
+		t.Errorf("writes after a second restart: got %d (%v), want 100", n, err)
+	}
+}
