@@ -418,22 +418,3 @@ func (h *Handlers) admitted(ctx context.Context, app App, api string, do func(to
 	}
 	return h.call(ctx, app, api, 0, func(context.Context) error { return nil }, do)
 }
-
-// retryRedis runs f even when ctx is done (what happened must be written
-// down), a few times over Redis hiccups.
-func (h *Handlers) retryRedis(ctx context.Context, f func(ctx context.Context) error) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	var err error
-	for i := range 3 {
-		if err = f(ctx); err == nil {
-			return nil
-		}
-		select {
-		case <-time.After(time.Duration(100<<i) * time.Millisecond):
-		case <-ctx.Done():
-			return err
-		}
-	}
-	return err
-}

@@ -64,6 +64,8 @@ type Handlers struct {
 	sessionPaths SessionPaths
 	events       *producer.Producer
 	metrics      *metrics.Metrics
+	// redisPatience bounds retryRedis; zero means DefaultRedisPatience.
+	redisPatience time.Duration
 }
 
 // errUnknownApp fails a message for an app the worker is not configured for.
@@ -266,8 +268,8 @@ func (h *Handlers) judge(ctx context.Context, err error, n int) (final bool, inf
 }
 
 // record applies a transition of record c even when ctx is done (a
-// shutdown must still write down what happened), trying a few times over
-// Redis hiccups. A record already final is left as it is. A record final
+// shutdown must still write down what happened), trying until Redis
+// answers, for as long as retryRedis's patience. A record already final is left as it is. A record final
 // after it, whoever made it so (this call, or an earlier try of it whose
 // answer was lost), is counted unless someone counted it already.
 func (h *Handlers) record(ctx context.Context, c counted, id string, tr outcome.Transition) error {

@@ -167,7 +167,7 @@ func (h *Handlers) countBroadcast(ctx context.Context, app, id string) {
 // and true if the record is final and this call is the first, fleet-wide,
 // to claim it. It claims nothing without metrics (a worker that counts
 // nothing must not take the count from one that does), and runs even
-// when ctx is done, trying a few times over Redis hiccups under one
+// when ctx is done, trying until Redis answers (retryRedis) under one
 // claimant, so a claim whose answer was lost is still this call's.
 func (h *Handlers) claimFinished(ctx context.Context, id string) (outcome.Status, bool) {
 	if h.metrics == nil {

@@ -36,7 +36,9 @@ const (
 // Config configures a Worker.
 type Config struct {
 	// Redis is the connection to dingq's Redis. Required; not closed by the
-	// worker.
+	// worker. New adds a hook to it that lets asynq end a task whose end it
+	// could not write during a Redis blip (a bug of asynq v0.26.0): it only
+	// ever touches asynq's own scripts.
 	Redis redis.UniversalClient
 	// KeyPrefix starts every key dingq writes: outcomes, the shared token
 	// cache. If empty, "dingq".
@@ -236,6 +238,7 @@ func New(cfg Config) (*Worker, error) {
 	for _, a := range cfg.Apps {
 		h.apps[a.Name] = a
 	}
+	cfg.Redis.AddHook(finishAfterCancel{})
 	srv := asynq.NewServerFromRedisClient(cfg.Redis, asynq.Config{
 		Concurrency:              cfg.Concurrency,
 		Queues:                   DefaultQueues,
