@@ -62,8 +62,11 @@ shows and changes these fractions at any time.
 Make DingTalk misbehave with faults: --fault at start, or at any time
 GET/POST/DELETE /_fake/faults (list, add one as JSON, clear). A fault answers
 an errcode ("code", with "sub_code" and "msg"), an HTTP status ("status"),
-the per-IP ban ("ip_ban"), never ("hang"), and/or late ("latency"), on one
-endpoint ("path") or all, for the next "times" calls or a "fraction" of them.
+a body of its own ("body": an HTML page, or JSON cut short; HTML at HTTP 200
+is what DingTalk bans an IP with), the per-IP ban ("ip_ban"), never
+("hang"), by closing the connection ("close"), and/or late ("latency"), on
+one endpoint ("path") or all, for the next "times" calls or a "fraction" of
+them.
 POST /_fake/revoke?app=APPKEY revokes an app's token at once.
 
 Callbacks: register_call_back posts DingTalk's encrypted check_url event to
@@ -79,7 +82,8 @@ get_call_back_failed_result. GET /_fake/callbacks lists the registrations
   dingq fake-dingtalk --app dingfakehr:s3cret --delivery-time 30s --result-invalid 0.02 --result-read 0.6
   dingq fake-dingtalk --app dingfakehr:s3cret --no-limits \
     --fault '{"path":"/topapi/message/corpconversation/asyncsend_v2","status":500,"fraction":0.3}' \
-    --fault '{"path":"/gettoken","code":-1,"times":2}'`,
+    --fault '{"path":"/gettoken","code":-1,"times":2}' \
+    --fault '{"body":"{\"errcode\":0,\"task_id\":","fraction":0.1}' --fault '{"close":true,"times":3}'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var fapps []fake.App
