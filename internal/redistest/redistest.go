@@ -97,6 +97,7 @@ func (s *Server) spawn() error {
 	}
 	cmd := exec.Command(s.bin, s.argv...)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	dieWithParent(cmd) // a test binary killed by a timeout leaves no server behind
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return err
@@ -111,8 +112,8 @@ func (s *Server) spawn() error {
 	return nil
 }
 
-// waitPing waits until s answers PING, for at most 10 seconds, or its
-// process exits.
+// waitPing waits until s's process answers (INFO, whose process_id must be
+// its own), for at most 10 seconds, or its process exits.
 func (s *Server) waitPing() error {
 	rdb := redis.NewClient(&redis.Options{Addr: s.Addr})
 	defer rdb.Close()
@@ -124,9 +125,13 @@ func (s *Server) waitPing() error {
 		default:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		err := rdb.Ping(ctx).Err()
+		info, err := rdb.Info(ctx, "server").Result()
 		cancel()
 		if err == nil {
+			// Another redis-server that took the port first answers too.
+			if pid := infoField(info, "process_id"); pid != strconv.Itoa(s.cmd.Process.Pid) {
+				return fmt.Errorf("%s answered by another redis-server (pid %s, not %d)", s.Addr, pid, s.cmd.Process.Pid)
+			}
 			return nil
 		}
 		time.Sleep(20 * time.Millisecond)
