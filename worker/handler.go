@@ -269,9 +269,10 @@ func (h *Handlers) judge(ctx context.Context, err error, n int) (final bool, inf
 
 // record applies a transition of record c even when ctx is done (a
 // shutdown must still write down what happened), trying until Redis
-// answers, for as long as retryRedis's patience. A record already final is left as it is. A record final
-// after it, whoever made it so (this call, or an earlier try of it whose
-// answer was lost), is counted unless someone counted it already.
+// answers, within retryRedis's patience. A record already final is left
+// as it is. A record final after it, whoever made it so (this call, or an
+// earlier try of it whose answer was lost), is counted unless someone
+// counted it already.
 func (h *Handlers) record(ctx context.Context, c counted, id string, tr outcome.Transition) error {
 	final := false
 	err := h.retryRedis(ctx, func(ctx context.Context) error {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/dingq/dingq/internal/outcome"
+	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
@@ -67,9 +68,9 @@ func TestRetryRedisOutlastsOutage(t *testing.T) {
 }
 
 // TestRetryRedisPatience: a write that keeps failing gives up with its
-// error once the patience is spent, not before and not long after.
+// error once the patience is spent, not long after.
 func TestRetryRedisPatience(t *testing.T) {
-	h := &Handlers{log: zap.NewNop(), redisPatience: 500 * time.Millisecond}
+	h := &Handlers{log: zap.NewNop(), redisPatience: time.Second}
 	boom := errors.New("boom")
 	var tries int
 	start := time.Now()
@@ -81,83 +82,81 @@ func TestRetryRedisPatience(t *testing.T) {
 	if !errors.Is(err, boom) {
 		t.Fatalf("err = %v, want boom", err)
 	}
-	if tries < 3 {
-		t.Errorf("%d tries within a patience of 500 ms, want at least 3", tries)
+	if tries < 2 {
+		t.Errorf("%d tries within a patience of 1 s, want more than one", tries)
 	}
-	if took > 500*time.Millisecond+redisTryTimeout {
-		t.Errorf("gave up after %s, patience 500 ms", took)
+	if took > time.Second+redisTryTimeout {
+		t.Errorf("gave up after %s, patience 1 s", took)
 	}
 }
 
-// TestFinishAfterCancel: the hook runs asynq's scripts whose context was
-// canceled before its deadline (asynq's syncer retrying the end of a
-// task), and nothing else.
+// TestFinishAfterCancel: the hook runs asynq's scripts that end a task
+// (over a queue's active list and lease set) whose context was canceled
+// before its deadline (asynq's syncer retrying the end of a task), and
+// nothing else.
 func TestFinishAfterCancel(t *testing.T) {
 	mr := miniredis.RunT(t)
 	hooked := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	hooked.AddHook(finishAfterCancel{})
 	plain := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	t.Cleanup(func() { hooked.Close(); plain.Close() })
-	set := redis.NewScript(`redis.call("SET", KEYS[1], ARGV[1]) return 1`)
+	const src = `redis.call("SET", KEYS[#KEYS], ARGV[1]) return 1`
+	end := redis.NewScript(src)
+	q := "asynq:{dingq:default}"
+	endKeys := func(marker string) []string { return []string{q + ":active", q + ":lease", marker} }
 
 	canceled := func(deadline time.Duration) context.Context {
 		ctx, cancel := context.WithTimeout(context.Background(), deadline)
 		cancel()
 		return ctx
 	}
+	script := func(keys func(string) []string) func(context.Context, *redis.Client, string) error {
+		return func(ctx context.Context, c *redis.Client, marker string) error {
+			return end.Run(ctx, c, keys(marker), "done").Err()
+		}
+	}
 	tests := []struct {
 		name   string
 		client *redis.Client
 		ctx    context.Context
-		run    func(ctx context.Context, c *redis.Client, key string) error
-		key    string
+		run    func(ctx context.Context, c *redis.Client, marker string) error
 		want   bool // runs
 	}{
-		{"asynq script, canceled within its lease", hooked, canceled(time.Minute),
-			func(ctx context.Context, c *redis.Client, key string) error {
-				return set.Run(ctx, c, []string{key}, "done").Err()
-			}, "asynq:{dingq:default}:t:1", true},
-		{"asynq EVAL, canceled within its lease", hooked, canceled(time.Minute),
-			func(ctx context.Context, c *redis.Client, key string) error {
-				return c.Eval(ctx, `redis.call("SET", KEYS[1], ARGV[1]) return 1`, []string{key}, "done").Err()
-			}, "asynq:{dingq:default}:t:2", true},
-		{"asynq script without the hook (the bug)", plain, canceled(time.Minute),
-			func(ctx context.Context, c *redis.Client, key string) error {
-				return set.Run(ctx, c, []string{key}, "done").Err()
-			}, "asynq:{dingq:default}:t:3", false},
-		{"asynq script past its deadline", hooked, func() context.Context {
+		{"the end of a task, canceled within its lease", hooked, canceled(time.Minute), script(endKeys), true},
+		{"the end of a task by EVAL", hooked, canceled(time.Minute),
+			func(ctx context.Context, c *redis.Client, marker string) error {
+				return c.Eval(ctx, src, endKeys(marker), "done").Err()
+			}, true},
+		{"without the hook (asynq's bug)", plain, canceled(time.Minute), script(endKeys), false},
+		{"past its deadline", hooked, func() context.Context {
 			ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
 			cancel()
 			return ctx
-		}(), func(ctx context.Context, c *redis.Client, key string) error {
-			return set.Run(ctx, c, []string{key}, "done").Err()
-		}, "asynq:{dingq:default}:t:4", false},
-		{"asynq script canceled without a deadline", hooked, func() context.Context {
+		}(), script(endKeys), false},
+		{"canceled without a deadline", hooked, func() context.Context {
 			ctx, cancel := context.WithCancel(context.Background())
 			cancel()
 			return ctx
-		}(), func(ctx context.Context, c *redis.Client, key string) error {
-			return set.Run(ctx, c, []string{key}, "done").Err()
-		}, "asynq:{dingq:default}:t:5", false},
+		}(), script(endKeys), false},
+		{"asynq's enqueue (no active list)", hooked, canceled(time.Minute),
+			script(func(m string) []string { return []string{q + ":t:1", q + ":pending", m} }), false},
 		{"dingq's own script", hooked, canceled(time.Minute),
-			func(ctx context.Context, c *redis.Client, key string) error {
-				return set.Run(ctx, c, []string{key}, "done").Err()
-			}, "dingq:outcome:1", false},
-		{"a plain command on an asynq key", hooked, canceled(time.Minute),
-			func(ctx context.Context, c *redis.Client, key string) error {
-				return c.Set(ctx, key, "done", 0).Err()
-			}, "asynq:{dingq:default}:t:6", false},
+			script(func(m string) []string { return []string{"dingq:active", "dingq:lease", m} }), false},
+		{"a plain command", hooked, canceled(time.Minute),
+			func(ctx context.Context, c *redis.Client, marker string) error {
+				return c.Set(ctx, marker, "done", 0).Err()
+			}, false},
 		{"a script without keys", hooked, canceled(time.Minute),
-			func(ctx context.Context, c *redis.Client, key string) error {
-				return c.Eval(ctx, `redis.call("SET", ARGV[1], "done") return 1`, nil, key).Err()
-			}, "asynq:{dingq:default}:t:7", false},
+			func(ctx context.Context, c *redis.Client, marker string) error {
+				return c.Eval(ctx, `redis.call("SET", ARGV[1], "done") return 1`, nil, marker).Err()
+			}, false},
 	}
-	for _, tt := range tests {
+	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := tt.run(tt.ctx, tt.client, tt.key)
-			_, getErr := mr.Get(tt.key)
-			ran := getErr == nil
-			if ran != tt.want {
+			marker := fmt.Sprintf("marker:%d", i)
+			err := tt.run(tt.ctx, tt.client, marker)
+			_, getErr := mr.Get(marker)
+			if ran := getErr == nil; ran != tt.want {
 				t.Fatalf("ran = %v (err %v), want %v", ran, err, tt.want)
 			}
 			if tt.want && err != nil {
@@ -167,6 +166,30 @@ func TestFinishAfterCancel(t *testing.T) {
 				t.Errorf("err = %v, want the context's error", err)
 			}
 		})
+	}
+}
+
+// TestRetryRedisBudgetPerDelivery: the writes of one delivery share one
+// patience: once a write spent it, the next gets one try.
+func TestRetryRedisBudgetPerDelivery(t *testing.T) {
+	h := &Handlers{log: zap.NewNop(), redisPatience: 300 * time.Millisecond}
+	boom := errors.New("connection refused")
+	var tries [2]int
+	err := withRedisBudget(asynq.HandlerFunc(func(ctx context.Context, _ *asynq.Task) error {
+		for i := range tries {
+			_ = h.retryRedis(ctx, func(context.Context) error {
+				tries[i]++
+				return boom
+			})
+			time.Sleep(300 * time.Millisecond) // the budget is spent by now
+		}
+		return nil
+	})).ProcessTask(context.Background(), asynq.NewTask("t", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tries[0] < 2 || tries[1] != 1 {
+		t.Errorf("tries = %v, want the first write to retry and the second to try once", tries)
 	}
 }
 
@@ -210,12 +233,17 @@ func TestPermanent(t *testing.T) {
 		{"wrong type", wrongType, true},
 		{"redis nil", redis.Nil, true},
 		{"connection refused", refused, false},
-		{"client closed", closed.Ping(ctx).Err(), false},
+		{"client closed", closed.Ping(ctx).Err(), true},
 		{"timeout", context.DeadlineExceeded, false},
 		{"loading", redisReply("LOADING Redis is loading the dataset in memory"), false},
 		{"read only replica", redisReply("READONLY You can't write against a read only replica."), false},
 		{"cluster down", redisReply("CLUSTERDOWN The cluster is down"), false},
 		{"out of memory", redisReply("OOM command not allowed when used memory > 'maxmemory'."), false},
+		{"busy script", redisReply("BUSY Redis is busy running a script."), false},
+		{"busy key", redisReply("BUSYKEY Target key name already exists."), true},
+		{"asynq's words for a script's error", errors.New("INTERNAL_ERROR: redis eval error: WRONGTYPE Operation against a key holding the wrong kind of value"), true},
+		{"asynq's words for loading", errors.New("UNKNOWN: redis eval error: LOADING Redis is loading the dataset in memory"), false},
+		{"asynq's words for a refused connection", errors.New("UNKNOWN: redis eval error: dial tcp 127.0.0.1:1: connect: connection refused"), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -38,7 +38,7 @@ type Config struct {
 	// Redis is the connection to dingq's Redis. Required; not closed by the
 	// worker. New adds a hook to it that lets asynq end a task whose end it
 	// could not write during a Redis blip (a bug of asynq v0.26.0): it only
-	// ever touches asynq's own scripts.
+	// touches asynq's scripts that end a task.
 	Redis redis.UniversalClient
 	// KeyPrefix starts every key dingq writes: outcomes, the shared token
 	// cache. If empty, "dingq".
@@ -255,7 +255,7 @@ func New(cfg Config) (*Worker, error) {
 		GroupMaxSize:             CoalesceMaxMessages,
 	})
 	mux := asynq.NewServeMux()
-	mux.Use(Logging(cfg.Logger))
+	mux.Use(Logging(cfg.Logger), withRedisBudget)
 	mux.HandleFunc(producer.TypeMessageSend, h.HandleMessageSend)
 	mux.HandleFunc(producer.TypeCoalescedSend, h.HandleCoalesced)
 	mux.HandleFunc(producer.TypeBroadcastBatch, h.HandleBatch)
