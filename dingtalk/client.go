@@ -96,13 +96,29 @@ func WithUserAgent(ua string) Option {
 	}
 }
 
+// MaxIdleConns is how many idle connections to DingTalk the default HTTP
+// client keeps for reuse. net/http keeps 2 per host by default, so a
+// worker making 20 calls at once would open (and, over TLS, handshake) a
+// new connection for most of them.
+const MaxIdleConns = 128
+
+// defaultTransport is http.DefaultTransport keeping MaxIdleConns idle
+// connections to DingTalk's one host.
+func defaultTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = MaxIdleConns
+	t.MaxIdleConnsPerHost = MaxIdleConns
+	return t
+}
+
 // NewClient returns a client for DefaultBaseURL with a DefaultTimeout,
-// changed by opts.
+// changed by opts. Its HTTP client keeps up to MaxIdleConns connections
+// to DingTalk open for reuse.
 func NewClient(opts ...Option) (*Client, error) {
 	base, _ := url.Parse(DefaultBaseURL)
 	c := &Client{
 		baseURL:    base,
-		httpClient: &http.Client{Timeout: DefaultTimeout},
+		httpClient: &http.Client{Timeout: DefaultTimeout, Transport: defaultTransport()},
 		userAgent:  "dingq",
 		now:        time.Now,
 	}
