@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net/http"
@@ -274,6 +275,27 @@ func (h *Handlers) judge(ctx context.Context, err error, n int) (final bool, inf
 // earlier try of it whose answer was lost), is counted unless someone
 // counted it already.
 func (h *Handlers) record(ctx context.Context, c counted, id string, tr outcome.Transition) error {
+	if h.metrics != nil && tr.To.Terminal() {
+		// The final transition and the claim of its count share one round
+		// trip: every message ends here.
+		claimant := rand.Text()
+		var (
+			st      outcome.Status
+			claimed bool
+		)
+		err := h.retryRedis(ctx, func(ctx context.Context) error {
+			_, s, ok, err := h.store.ApplyAndClaim(ctx, id, tr, claimant)
+			if err != nil && !errors.Is(err, outcome.ErrTerminal) {
+				return err
+			}
+			st, claimed = s, ok
+			return nil
+		})
+		if claimed {
+			h.countClaimed(c, st)
+		}
+		return err
+	}
 	final := false
 	err := h.retryRedis(ctx, func(ctx context.Context) error {
 		_, err := h.store.Apply(ctx, id, tr)

@@ -114,10 +114,14 @@ func word(s string) string {
 // yet, with its final status, and its recipients: sent, rejected (failed)
 // or canceled.
 func (h *Handlers) countFinal(ctx context.Context, c counted, id string) {
-	st, ok := h.claimFinished(ctx, id)
-	if !ok {
-		return
+	if st, ok := h.claimFinished(ctx, id); ok {
+		h.countClaimed(c, st)
 	}
+}
+
+// countClaimed counts record c, whose finish with status st this worker
+// claimed, and its recipients.
+func (h *Handlers) countClaimed(c counted, st outcome.Status) {
 	app := h.appLabel(c.app)
 	h.metrics.Message(app, c.kind, string(st))
 	switch st {

@@ -2,9 +2,12 @@ package outcome_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/dingq/dingq/internal/outcome"
 )
@@ -110,5 +113,70 @@ func TestTakeUncounted(t *testing.T) {
 	take(0)
 	if o := bcast(t, s, "b"); !o.Broadcast.Finished || o.Broadcast.Recipients.Canceled != 16 {
 		t.Errorf("finished/canceled: got %v/%d, want true/16", o.Broadcast.Finished, o.Broadcast.Recipients.Canceled)
+	}
+}
+
+// TestApplyAndClaim: the final transition and the claim of its count in
+// one round trip answer as Apply and ClaimFinished would, also once Redis
+// lost its scripts (SCRIPT FLUSH, as a restart does) and when the answer
+// was lost and the call is made again with the same claimant.
+func TestApplyAndClaim(t *testing.T) {
+	s, mr, _ := setup(t)
+	ctx := context.Background()
+	create := func(id string) {
+		t.Helper()
+		if _, err := s.Create(ctx, &outcome.Outcome{ID: id, App: "hr", Recipients: 1}, ""); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Apply(ctx, id, outcome.Transition{To: outcome.StatusSending, NewAttempt: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sent := outcome.Transition{To: outcome.StatusSent, TaskID: 7}
+	tests := []struct {
+		name        string
+		flush       bool // Redis lost its scripts first
+		claimant    string
+		wantOK      bool
+		wantTerminl bool
+	}{
+		{name: "first", claimant: "a", wantOK: true},
+		{name: "again by the same claimant (its answer was lost)", claimant: "a", wantOK: true, wantTerminl: true},
+		{name: "by another", claimant: "b", wantOK: false, wantTerminl: true},
+		{name: "after SCRIPT FLUSH, same claimant", flush: true, claimant: "a", wantOK: true, wantTerminl: true},
+	}
+	create("m")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.flush {
+				mr.FlushAll() // loses the record too: make it again, final
+				create("m")
+				if _, err := s.Apply(ctx, "m", sent); err != nil {
+					t.Fatal(err)
+				}
+				if _, ok, err := s.ClaimFinished(ctx, "m", "a"); err != nil || !ok {
+					t.Fatalf("claim: %v %v", ok, err)
+				}
+				rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+				defer rdb.Close()
+				if err := rdb.ScriptFlush(ctx).Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, st, ok, err := s.ApplyAndClaim(ctx, "m", sent, tt.claimant)
+			if tt.wantTerminl != errors.Is(err, outcome.ErrTerminal) || (err != nil && !errors.Is(err, outcome.ErrTerminal)) {
+				t.Fatalf("err = %v, want terminal %v", err, tt.wantTerminl)
+			}
+			if ok != tt.wantOK || (ok && st != outcome.StatusSent) {
+				t.Errorf("claim = %q %v, want sent %v", st, ok, tt.wantOK)
+			}
+		})
+	}
+	o, err := s.Get(ctx, "m")
+	if err != nil || o.Status != outcome.StatusSent || o.TaskID != 7 {
+		t.Errorf("record: %+v %v, want sent with task 7", o, err)
+	}
+	if _, _, _, err := s.ApplyAndClaim(ctx, "missing", sent, "a"); !errors.Is(err, outcome.ErrNotFound) {
+		t.Errorf("a missing record: %v, want ErrNotFound", err)
 	}
 }

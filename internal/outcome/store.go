@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -220,6 +221,67 @@ func (s *Store) Status(ctx context.Context, id string) (Status, error) {
 // a record that is already terminal, and returns ErrNotFound for a missing
 // one. It returns the attempt count after the change.
 func (s *Store) Apply(ctx context.Context, id string, t Transition) (int, error) {
+	keys, args, err := s.applyArgs(id, t)
+	if err != nil {
+		return 0, err
+	}
+	res, err := applyScript.Run(ctx, s.rdb, keys, args...).Result()
+	return applyAnswer(id, t, res, err)
+}
+
+// ApplyAndClaim is Apply, then ClaimFinished(id, claimant), in one round
+// trip: for a transition that may make the record final, by a caller that
+// counts finishes. It returns Apply's answer; the claim's is meaningful
+// when Apply succeeded or found the record final (a *TerminalError).
+func (s *Store) ApplyAndClaim(ctx context.Context, id string, t Transition, claimant string) (int, Status, bool, error) {
+	keys, args, err := s.applyArgs(id, t)
+	if err != nil {
+		return 0, "", false, err
+	}
+	pipe := s.rdb.Pipeline()
+	applied := pipe.EvalSha(ctx, applyScript.Hash(), keys, args...)
+	claimed := pipe.EvalSha(ctx, claimFinishedScript.Hash(), []string{s.keys.Outcome(id)}, claimant)
+	_, _ = pipe.Exec(ctx) // each command's error is its own
+	if isNoScript(applied.Err()) {
+		// Redis lost its scripts (a restart): neither ran as meant, but
+		// a claim is the same claimant's when made again.
+		n, err := s.Apply(ctx, id, t)
+		if err != nil && !errors.Is(err, ErrTerminal) {
+			return n, "", false, err
+		}
+		st, ok, cerr := s.ClaimFinished(ctx, id, claimant)
+		if cerr != nil {
+			return n, "", false, cerr
+		}
+		return n, st, ok, err
+	}
+	n, err := applyAnswer(id, t, applied.Val(), applied.Err())
+	if err != nil && !errors.Is(err, ErrTerminal) {
+		return n, "", false, err
+	}
+	var v string
+	if cerr := claimed.Err(); isNoScript(cerr) {
+		st, ok, cerr := s.ClaimFinished(ctx, id, claimant)
+		if cerr != nil {
+			return n, "", false, cerr
+		}
+		return n, st, ok, err
+	} else if cerr != nil {
+		return n, "", false, fmt.Errorf("outcome: claiming the finish of %s: %w", id, cerr)
+	} else if v, _ = claimed.Val().(string); v == "" {
+		return n, "", false, err
+	}
+	return n, Status(v), true, err
+}
+
+// isNoScript reports whether err is Redis's answer to EVALSHA of a script
+// it does not hold.
+func isNoScript(err error) bool {
+	return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT")
+}
+
+// applyArgs are the keys and arguments of applyScript for t on record id.
+func (s *Store) applyArgs(id string, t Transition) ([]string, []any, error) {
 	now := s.now()
 	hist := ""
 	if t.Attempt != nil {
@@ -229,7 +291,7 @@ func (s *Store) Apply(ctx context.Context, id string, t Transition) (int, error)
 		}
 		b, err := json.Marshal(a)
 		if err != nil {
-			return 0, err
+			return nil, nil, err
 		}
 		hist = string(b)
 	}
@@ -252,7 +314,11 @@ func (s *Store) Apply(ctx context.Context, id string, t Transition) (int, error)
 		args = append(args, fieldErrCode, t.Err.Code, fieldErrSubCode, t.Err.SubCode,
 			fieldErrClass, t.Err.Class, fieldErrMessage, t.Err.Message)
 	}
-	res, err := applyScript.Run(ctx, s.rdb, []string{s.keys.Outcome(id), s.keys.History(id)}, args...).Result()
+	return []string{s.keys.Outcome(id), s.keys.History(id)}, args, nil
+}
+
+// applyAnswer reads applyScript's answer res (or err) to t on record id.
+func applyAnswer(id string, t Transition, res any, err error) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("outcome: updating %s to %s: %w", id, t.To, err)
 	}
