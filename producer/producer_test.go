@@ -2,6 +2,7 @@ package producer_test
 
 import (
 	"context"
+	"strings"
 	"errors"
 	"testing"
 	"time"
@@ -63,6 +64,31 @@ func TestSendRecordsAndEnqueues(t *testing.T) {
 	}
 	if info.MaxRetry != producer.DefaultMaxRetry {
 		t.Errorf("max retry: got %d, want %d", info.MaxRetry, producer.DefaultMaxRetry)
+	}
+}
+
+// TestSendLeavesNoRecordWhenEnqueueFails: the record and the task are
+// written side by side; when the task cannot be queued, Send fails and
+// takes the record back, so no message says queued that is not.
+func TestSendLeavesNoRecordWhenEnqueueFails(t *testing.T) {
+	p, _, mr := setup(t, producer.Config{})
+	// asynq's list of pending tasks, made a string: its enqueue fails.
+	if err := mr.Set("asynq:{"+producer.QueueDefault+"}:pending", "broken"); err != nil {
+		t.Fatal(err)
+	}
+	before := len(mr.Keys())
+	_, err := p.Send(context.Background(), &producer.Message{App: "hr", UserIDs: []string{"u1"}, Msg: dingtalk.TextMessage("hi")})
+	if err == nil {
+		t.Fatal("Send succeeded with the queue broken")
+	}
+	var records []string
+	for _, k := range mr.Keys() {
+		if strings.HasPrefix(k, "dingq:") {
+			records = append(records, k)
+		}
+	}
+	if len(records) > 0 {
+		t.Errorf("Send failed (%v) and left %v (%d keys before, %d after)", err, records, before, len(mr.Keys()))
 	}
 }
 
