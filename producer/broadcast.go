@@ -88,7 +88,7 @@ func dedupe(ids []string) ([]string, int) {
 		return ids, 0
 	}
 	seen := make(map[string]struct{}, len(ids))
-	out := ids[:0:0]
+	var out []string // nil until the first duplicate: ids is returned as it is
 	for i, id := range ids {
 		if _, dup := seen[id]; dup {
 			if out == nil {
