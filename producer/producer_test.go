@@ -2,8 +2,8 @@ package producer_test
 
 import (
 	"context"
-	"strings"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
