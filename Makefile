@@ -2,6 +2,12 @@
 GO       ?= go
 BIN      ?= bin/dingq
 PKGS     ?= ./...
+BENCH_DIR  ?= bench-results
+BENCH_PLOT ?= docs/bench.svg
+
+# bash with pipefail: a benchmark piped through tee still fails make.
+SHELL       := bash
+.SHELLFLAGS := -o pipefail -c
 
 .DEFAULT_GOAL := help
 
@@ -33,15 +39,24 @@ lint: ## gofmt check, go vet, and staticcheck when installed
 	@if command -v staticcheck >/dev/null; then staticcheck $(PKGS); else echo "staticcheck not installed: go install honnef.co/go/tools/cmd/staticcheck@latest"; fi
 
 .PHONY: bench
-bench: build ## Measure the fleet against DingTalk's rate limits (dingq bench; ~13 min, needs redis-server)
-	$(BIN) bench $(BENCH_FLAGS)
+bench: build ## Benchmarks (~4 min, needs redis-server): dingq against raw asynq, latency, enqueue, rate limits, 1M broadcast; prints a markdown table and writes docs/bench.svg
+	@mkdir -p $(BENCH_DIR) $(dir $(BENCH_PLOT)) && rm -f $(BENCH_DIR)/*.txt
+	$(GO) test -run '^$$' -bench '^BenchmarkPipeline$$' -benchtime 20000x -count 1 ./worker | tee $(BENCH_DIR)/pipeline.txt
+	$(GO) test -run '^$$' -bench '^BenchmarkLatency$$' -benchtime 3000x -count 1 ./worker | tee $(BENCH_DIR)/latency.txt
+	$(GO) test -run '^$$' -bench '^BenchmarkEnqueue$$' -benchtime 20000x -count 1 ./producer | tee $(BENCH_DIR)/enqueue.txt
+	$(GO) test -run '^$$' -bench '^BenchmarkFanOut$$' -benchtime 10x -count 1 ./producer | tee $(BENCH_DIR)/fanout.txt
+	$(BIN) bench --scenario calls,recipients,broadcast --messages 600 --calls-per-second 50 \
+		--users 20000 --recipients-per-minute 60000 --bench-out $(BENCH_DIR)/scenarios.txt
+	@echo
+	@$(GO) run ./cmd/benchreport -plot $(BENCH_PLOT) $(BENCH_DIR)/*.txt | tee $(BENCH_DIR)/report.md
 
-SOAK     ?= 10m
-SOAK_LOG ?= /tmp/dingq-soak
+.PHONY: profile
+profile: ## CPU profile of dingq's send path (BenchmarkPipeline/dingq) into $(BENCH_DIR)/cpu.pprof, top functions printed
+	@mkdir -p $(BENCH_DIR)
+	$(GO) test -run '^$$' -bench '^BenchmarkPipeline$$/^dingq$$' -benchtime 20000x -count 1 \
+		-cpuprofile $(BENCH_DIR)/cpu.pprof -o $(BENCH_DIR)/worker.test ./worker
+	$(GO) tool pprof -top -nodecount 30 $(BENCH_DIR)/worker.test $(BENCH_DIR)/cpu.pprof
 
-# soak runs two processes: the in-process test counts its process's
-# goroutines and file descriptors, so it runs alone in its own; the fleet
-# tests run side by side in the other.
 .PHONY: soak
 soak: ## Fault suite, long form: each TestFault* loops for SOAK (10m) with kills, Redis restarts, DingTalk faults; totals at the end
 	@echo "soak: each fault test loops for $(SOAK); full logs in $(SOAK_LOG).fleet and $(SOAK_LOG).dingtalk"

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -39,6 +40,31 @@ type benchFlags struct {
 	// keepLogs keeps the processes' logs; logLevel is their log.level.
 	keepLogs bool
 	logLevel string
+	// benchOut, if set, gets each scenario's figures as Go benchmark
+	// result lines (--bench-out).
+	benchOut io.Writer
+}
+
+// benchLine writes a scenario's figures to f.benchOut, if set, as one Go
+// benchmark result line: "BenchmarkScenario/NAME 1 VALUE UNIT …", so that
+// make bench reports them beside go test -bench's.
+func (f *benchFlags) benchLine(name string, figures ...benchFigure) {
+	if f.benchOut == nil {
+		return
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "BenchmarkScenario/%s\t1", name)
+	for _, fig := range figures {
+		fmt.Fprintf(&b, "\t%s %s", strconv.FormatFloat(fig.value, 'f', -1, 64), fig.unit)
+	}
+	fmt.Fprintln(f.benchOut, b.String())
+}
+
+// benchFigure is one measured figure of a scenario and its unit (no
+// spaces).
+type benchFigure struct {
+	value float64
+	unit  string
 }
 
 // benchScenarios are the scenarios dingq bench knows, in the order "all"
@@ -47,6 +73,7 @@ var benchScenarios = []string{"calls", "two-apps", "adaptive", "recipients", "br
 
 func newBenchCmd() *cobra.Command {
 	f := &benchFlags{}
+	var benchOut string
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure how fast the fleet sends inside DingTalk's rate limits",
@@ -68,6 +95,14 @@ Without --redis it starts redis-server from PATH on a free port.`,
   dingq bench --scenario calls --messages 400`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if benchOut != "" {
+				bf, err := os.OpenFile(benchOut, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+				if err != nil {
+					return fmt.Errorf("--bench-out: %w", err)
+				}
+				defer bf.Close()
+				f.benchOut = bf
+			}
 			return runBench(cmd.Context(), cmd.OutOrStdout(), f)
 		},
 	}
@@ -83,6 +118,7 @@ Without --redis it starts redis-server from PATH on a free port.`,
 	fl.DurationVar(&f.maxWait, "max-limit-wait", 0, "the workers' worker.max_limit_wait (0: its default)")
 	fl.BoolVar(&f.keepLogs, "keep-logs", false, "keep the processes' logs and config, and say where")
 	fl.StringVar(&f.logLevel, "log-level", "warn", "the processes' log.level")
+	fl.StringVar(&benchOut, "bench-out", "", "also append each scenario's figures to this file as Go benchmark lines (make bench's report reads them)")
 	fl.IntVar(&f.bcUsers, "broadcast-users", 1_000_000, "users of the broadcast scenario")
 	fl.IntVar(&f.bcRPM, "broadcast-recipients-per-minute", 6_000_000, "DingTalk's recipients per minute in the broadcast scenario")
 	fl.IntVar(&f.bcCalls, "broadcast-calls-per-second", 400, "DingTalk's calls per second per API in the broadcast scenario")
@@ -427,6 +463,13 @@ func report(out io.Writer, fk *fake.Server, scenario string, apps []benchApp, li
 			a.name, n, span.Round(time.Millisecond), ideal.Round(time.Millisecond), float64(span)/float64(ideal), 100*float64(ideal)/float64(span))
 		fmt.Fprintf(out, "  most sends in any 1 s: %d (limit %d); most recipients in any 60 s: %d (limit %d)\n",
 			st.MaxCallsPerSecond[a.key], limits.CallsPerSecond, st.MaxRecipientsPerMinute[a.key], limits.RecipientsPerMinute)
+		name := scenario
+		if len(apps) > 1 {
+			name += "/" + a.name
+		}
+		f.benchLine(name, benchFigure{100 * float64(ideal) / float64(span), "utilization-%"},
+			benchFigure{float64(span) / float64(ideal), "x-ideal"}, benchFigure{float64(st.Throttled), "throttled"},
+			benchFigure{float64(sum(st.Dropped)), "dropped"}, benchFigure{float64(st.MaxCallsPerSecond[a.key]), "most-calls-in-1s"})
 	}
 	if scenario == "adaptive" {
 		// The rate the fleet settled at: accepted sends in the last 10 s.

@@ -246,10 +246,16 @@ log: {level: %s}
 		}
 	}
 	slices.Sort(lat)
+	figures := []benchFigure{{accept.Seconds(), "accept-s"}, {float64(apiPeak) / (1 << 20), "api-peak-MiB"},
+		{float64(total) / (1 << 20), "workers-peak-MiB"}, {float64(span) / float64(ideal), "x-ideal"},
+		{float64(st.Throttled), "throttled"}}
 	if len(lat) > 0 {
 		fmt.Fprintf(out, "single messages beside it: %d of %d sent, enqueue → DingTalk p50 %s, max %s\n", len(lat), len(singles),
 			lat[len(lat)/2].Round(time.Millisecond), lat[len(lat)-1].Round(time.Millisecond))
+		ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+		figures = append(figures, benchFigure{ms(lat[len(lat)/2]), "singles-p50-ms"}, benchFigure{ms(lat[len(lat)-1]), "singles-max-ms"})
 	}
+	f.benchLine("broadcast", figures...)
 	return nil
 }
 

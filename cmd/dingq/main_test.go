@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"strings"
 	"testing"
 )
 
@@ -32,5 +33,17 @@ func decodeBody(t *testing.T, resp *http.Response, v any) {
 	}
 	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
 		t.Fatalf("%s: %v", resp.Request.URL.Path, err)
+	}
+}
+
+// TestBenchLine: dingq bench --bench-out writes each scenario's figures as
+// a Go benchmark result line, which make bench's report reads.
+func TestBenchLine(t *testing.T) {
+	var b strings.Builder
+	f := &benchFlags{benchOut: &b}
+	f.benchLine("calls", benchFigure{100, "utilization-%"}, benchFigure{1.25, "x-ideal"}, benchFigure{0, "throttled"})
+	(&benchFlags{}).benchLine("calls", benchFigure{1, "x"}) // no --bench-out: nothing, no panic
+	if want := "BenchmarkScenario/calls\t1\t100 utilization-%\t1.25 x-ideal\t0 throttled\n"; b.String() != want {
+		t.Errorf("got %q, want %q", b.String(), want)
 	}
 }
