@@ -57,6 +57,12 @@ profile: ## CPU profile of dingq's send path (BenchmarkPipeline/dingq) into $(BE
 		-cpuprofile $(BENCH_DIR)/cpu.pprof -o $(BENCH_DIR)/worker.test ./worker
 	$(GO) tool pprof -top -nodecount 30 $(BENCH_DIR)/worker.test $(BENCH_DIR)/cpu.pprof
 
+SOAK     ?= 10m
+SOAK_LOG ?= /tmp/dingq-soak
+
+# soak runs two processes: the in-process test counts its process's
+# goroutines and file descriptors, so it runs alone in its own; the fleet
+# tests run side by side in the other.
 .PHONY: soak
 soak: ## Fault suite, long form: each TestFault* loops for SOAK (10m) with kills, Redis restarts, DingTalk faults; totals at the end
 	@echo "soak: each fault test loops for $(SOAK); full logs in $(SOAK_LOG).fleet and $(SOAK_LOG).dingtalk"
