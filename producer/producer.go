@@ -307,9 +307,6 @@ func (p *Producer) sendOne(ctx context.Context, m *Message, payload *MessageSend
 	}
 	payload.ID = id
 	rec := &outcome.Outcome{ID: id, App: m.App, Recipients: len(payload.UserIDs) + len(payload.DeptIDs), SendAt: m.SendAt}
-	if m.IdempotencyKey == "" {
-		return id, p.createAndEnqueue(ctx, rec, payload, m, group)
-	}
 	if _, err := p.store.Create(ctx, rec, fp); err != nil {
 		return "", err
 	}
@@ -330,32 +327,6 @@ func (p *Producer) sendOne(ctx context.Context, m *Message, payload *MessageSend
 		}
 	}
 	return id, nil
-}
-
-// createAndEnqueue writes the record of a message without an idempotency
-// key and queues its task at once, side by side: one round trip of
-// waiting, not two. A worker that takes the task before the record is
-// written makes the record itself (the same one: Create keeps the first).
-// If the task is not queued, the record is removed and the error
-// returned; if the task is queued and the record could not be written,
-// the message is accepted all the same (the worker records it).
-func (p *Producer) createAndEnqueue(ctx context.Context, rec *outcome.Outcome, payload *MessageSendPayload, m *Message, group string) error {
-	created := make(chan error, 1)
-	go func() {
-		_, err := p.store.Create(ctx, rec, "")
-		created <- err
-	}()
-	err := p.enqueue(ctx, payload, m.SendAt, m.Priority, group)
-	cerr := <-created
-	if err != nil {
-		if cerr == nil {
-			// Nobody can ask for this id again: don't leave a record that
-			// says queued for a message that is not.
-			_ = p.store.Delete(context.WithoutCancel(ctx), rec.ID)
-		}
-		return err
-	}
-	return nil
 }
 
 // resume handles a repeated idempotency key: the same message gets its
