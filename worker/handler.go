@@ -291,7 +291,13 @@ func (h *Handlers) record(ctx context.Context, c counted, id string, tr outcome.
 			st, claimed = s, ok
 			return nil
 		})
-		if claimed {
+		switch {
+		case errors.Is(err, outcome.ErrNotClaimed):
+			// Recorded; only its count is lost.
+			h.log.Warn("could not tell whether the record is final; it is not counted",
+				zap.String("record_id", id), zap.Error(err))
+			return nil
+		case claimed:
 			h.countClaimed(c, st)
 		}
 		return err

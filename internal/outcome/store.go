@@ -229,10 +229,17 @@ func (s *Store) Apply(ctx context.Context, id string, t Transition) (int, error)
 	return applyAnswer(id, t, res, err)
 }
 
+// ErrNotClaimed wraps the error of a claim of ApplyAndClaim whose
+// transition was applied (or found the record final): the record is
+// written, only whether its finish was counted is not known.
+var ErrNotClaimed = errors.New("outcome: finish not claimed")
+
 // ApplyAndClaim is Apply, then ClaimFinished(id, claimant), in one round
 // trip: for a transition that may make the record final, by a caller that
 // counts finishes. It returns Apply's answer; the claim's is meaningful
-// when Apply succeeded or found the record final (a *TerminalError).
+// when Apply succeeded or found the record final (a *TerminalError). A
+// claim that failed after the transition was applied answers an error
+// wrapping ErrNotClaimed; made again with the same claimant, it is safe.
 func (s *Store) ApplyAndClaim(ctx context.Context, id string, t Transition, claimant string) (int, Status, bool, error) {
 	keys, args, err := s.applyArgs(id, t)
 	if err != nil {
@@ -251,7 +258,7 @@ func (s *Store) ApplyAndClaim(ctx context.Context, id string, t Transition, clai
 		}
 		st, ok, cerr := s.ClaimFinished(ctx, id, claimant)
 		if cerr != nil {
-			return n, "", false, cerr
+			return n, "", false, fmt.Errorf("%w: %w", ErrNotClaimed, cerr)
 		}
 		return n, st, ok, err
 	}
@@ -263,11 +270,11 @@ func (s *Store) ApplyAndClaim(ctx context.Context, id string, t Transition, clai
 	if cerr := claimed.Err(); isNoScript(cerr) {
 		st, ok, cerr := s.ClaimFinished(ctx, id, claimant)
 		if cerr != nil {
-			return n, "", false, cerr
+			return n, "", false, fmt.Errorf("%w: %w", ErrNotClaimed, cerr)
 		}
 		return n, st, ok, err
 	} else if cerr != nil {
-		return n, "", false, fmt.Errorf("outcome: claiming the finish of %s: %w", id, cerr)
+		return n, "", false, fmt.Errorf("%w: %s: %w", ErrNotClaimed, id, cerr)
 	} else if v, _ = claimed.Val().(string); v == "" {
 		return n, "", false, err
 	}
