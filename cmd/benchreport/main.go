@@ -86,9 +86,17 @@ func (r *report) get(name, unit string) (float64, bool) {
 var procsSuffix = regexp.MustCompile(`-\d+$`)
 
 // parse reads go test -bench output; lines that are not results (PASS,
-// ok, logs, progress bars) are skipped.
+// ok, logs, progress bars) are skipped. Without -v, go test prints a
+// benchmark's name before running it and its figures after, so a log line
+// the benchmark printed meanwhile leaves the figures on a line of their
+// own: they are joined to the name before them.
 func parse(rd io.Reader) (*report, error) {
 	r := &report{machine: map[string]string{}}
+	add := func(res *result) {
+		r.results = slices.DeleteFunc(r.results, func(o *result) bool { return o.name == res.name })
+		r.results = append(r.results, res)
+	}
+	pending := "" // a name whose figures have not come yet
 	sc := bufio.NewScanner(rd)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
@@ -98,30 +106,54 @@ func parse(rd io.Reader) (*report, error) {
 				r.machine[k] = v
 			}
 		}
-		if !strings.HasPrefix(line, "Benchmark") {
-			continue
-		}
 		f := strings.Fields(line)
-		if len(f) < 4 || len(f)%2 != 0 {
-			continue // a name alone: the benchmark logged before its result
-		}
-		n, err := strconv.Atoi(f[1])
-		if err != nil {
-			continue
-		}
-		res := &result{name: procsSuffix.ReplaceAllString(f[0], ""), n: n, metrics: map[string]float64{}}
-		for i := 2; i+1 < len(f); i += 2 {
-			v, err := strconv.ParseFloat(f[i], 64)
+		switch {
+		case len(f) == 0:
+		case strings.HasPrefix(f[0], "Benchmark"):
+			res, err := figures(f[0], f[1:])
 			if err != nil {
-				return nil, fmt.Errorf("%s: metric %q: %w", res.name, f[i+1], err)
+				return nil, err
 			}
-			res.units = append(res.units, f[i+1])
-			res.metrics[f[i+1]] = v
+			if res == nil {
+				pending = f[0] // a name alone, or followed by a log line
+				continue
+			}
+			add(res)
+			pending = ""
+		case pending != "":
+			res, err := figures(pending, f)
+			if err != nil {
+				return nil, err
+			}
+			if res != nil {
+				add(res)
+				pending = ""
+			}
 		}
-		r.results = slices.DeleteFunc(r.results, func(o *result) bool { return o.name == res.name })
-		r.results = append(r.results, res)
 	}
 	return r, sc.Err()
+}
+
+// figures reads the iterations and value-unit pairs f of benchmark name:
+// nil if f is not that.
+func figures(name string, f []string) (*result, error) {
+	if len(f) < 3 || len(f)%2 != 1 {
+		return nil, nil
+	}
+	n, err := strconv.Atoi(f[0])
+	if err != nil {
+		return nil, nil
+	}
+	res := &result{name: procsSuffix.ReplaceAllString(name, ""), n: n, metrics: map[string]float64{}}
+	for i := 1; i+1 < len(f); i += 2 {
+		v, err := strconv.ParseFloat(f[i], 64)
+		if err != nil {
+			return nil, fmt.Errorf("%s: metric %q: %w", res.name, f[i+1], err)
+		}
+		res.units = append(res.units, f[i+1])
+		res.metrics[f[i+1]] = v
+	}
+	return res, nil
 }
 
 // comparison is dingq against a baseline on one measure, with the share
@@ -166,7 +198,7 @@ func writeMarkdown(w io.Writer, r *report) {
 		p99, _ := r.get("BenchmarkLatency", "p99-ms")
 		rate, _ := r.get("BenchmarkLatency", "msgs/s")
 		most, _ := r.get("BenchmarkLatency", "max-msgs/s")
-		fmt.Fprintf(w, "| Latency: Send → DingTalk at %s msgs/s (half of %s) | p50 %.1f ms, p99 %.1f ms | | | |\n",
+		fmt.Fprintf(w, "| Latency: Send → DingTalk at %s msgs/s (aiming at half of the most, %s) | p50 %.1f ms, p99 %.1f ms | | | |\n",
 			num(rate), num(most), p50, p99)
 	}
 	fmt.Fprintln(w)
