@@ -43,8 +43,8 @@ bench: build ## Benchmarks (~4 min, needs redis-server): dingq against raw asynq
 	@mkdir -p $(BENCH_DIR) $(dir $(BENCH_PLOT)) && rm -f $(BENCH_DIR)/*.txt
 	$(GO) test -run '^$$' -bench '^BenchmarkPipeline$$' -benchtime 20000x -count 1 ./worker | tee $(BENCH_DIR)/pipeline.txt
 	$(GO) test -run '^$$' -bench '^BenchmarkLatency$$' -benchtime 3000x -count 1 ./worker | tee $(BENCH_DIR)/latency.txt
-	$(GO) test -run '^$$' -bench '^BenchmarkEnqueue$$' -benchtime 20000x -count 1 ./producer | tee $(BENCH_DIR)/enqueue.txt
-	$(GO) test -run '^$$' -bench '^BenchmarkFanOut$$' -benchtime 10x -count 1 ./producer | tee $(BENCH_DIR)/fanout.txt
+	$(GO) test -run '^$$' -bench '^BenchmarkEnqueue$$' -benchtime 20000x -count 3 ./producer | tee $(BENCH_DIR)/enqueue.txt
+	$(GO) test -run '^$$' -bench '^BenchmarkFanOut$$' -benchtime 10x -count 3 ./producer | tee $(BENCH_DIR)/fanout.txt
 	$(BIN) bench --scenario calls,recipients,broadcast --messages 600 --calls-per-second 50 \
 		--users 20000 --recipients-per-minute 60000 --bench-out $(BENCH_DIR)/scenarios.txt
 	@echo

@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"regexp"
 	"slices"
@@ -64,10 +65,27 @@ type result struct {
 	n       int
 	units   []string
 	metrics map[string]float64
+	// runs are the metrics of each run of a benchmark run several times
+	// (go test -count); metrics holds their medians.
+	runs []map[string]float64
+}
+
+// median is the median of unit over runs (the lower middle one of an even
+// count: a figure that was measured).
+func median(runs []map[string]float64, unit string) float64 {
+	var vs []float64
+	for _, m := range runs {
+		if v, ok := m[unit]; ok {
+			vs = append(vs, v)
+		}
+	}
+	slices.Sort(vs)
+	return vs[(len(vs)-1)/2]
 }
 
 // report is what the input said: the machine (goos, goarch, cpu lines) and
-// the results, in their order; a name seen twice keeps its last result.
+// the results, in their order; a name seen more than once has the medians
+// of its runs.
 type report struct {
 	machine map[string]string
 	results []*result
@@ -93,7 +111,16 @@ var procsSuffix = regexp.MustCompile(`-\d+$`)
 func parse(rd io.Reader) (*report, error) {
 	r := &report{machine: map[string]string{}}
 	add := func(res *result) {
-		r.results = slices.DeleteFunc(r.results, func(o *result) bool { return o.name == res.name })
+		for _, o := range r.results {
+			if o.name == res.name { // go test -count N: the median of the runs
+				o.runs = append(o.runs, res.metrics)
+				for u := range o.metrics {
+					o.metrics[u] = median(o.runs, u)
+				}
+				return
+			}
+		}
+		res.runs = []map[string]float64{maps.Clone(res.metrics)}
 		r.results = append(r.results, res)
 	}
 	pending := "" // a name whose figures have not come yet

@@ -60,6 +60,26 @@ func TestParse(t *testing.T) {
 	}
 }
 
+// TestParseMedian: a benchmark run several times (go test -count 3) has
+// the median of each figure.
+func TestParseMedian(t *testing.T) {
+	r, err := parse(strings.NewReader("BenchmarkEnqueue/producer-2\t10\t9 ns/op\t12000 msgs/s\n" +
+		"BenchmarkEnqueue/producer-2\t10\t5 ns/op\t8000 msgs/s\n" +
+		"BenchmarkEnqueue/producer-2\t10\t7 ns/op\t11000 msgs/s\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.results) != 1 {
+		t.Fatalf("%d results, want 1", len(r.results))
+	}
+	if v, _ := r.get("BenchmarkEnqueue/producer", "msgs/s"); v != 11000 {
+		t.Errorf("msgs/s = %v, want the median 11000", v)
+	}
+	if v, _ := r.get("BenchmarkEnqueue/producer", "ns/op"); v != 7 {
+		t.Errorf("ns/op = %v, want the median 7", v)
+	}
+}
+
 func TestParseRefusesBadNumber(t *testing.T) {
 	_, err := parse(strings.NewReader("BenchmarkX-2\t1\tfast tasks/s\n"))
 	if err == nil || !strings.Contains(err.Error(), "tasks/s") {
