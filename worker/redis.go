@@ -103,8 +103,14 @@ func (h *Handlers) retryRedis(ctx context.Context, f func(ctx context.Context) e
 		}
 		if try == 1 {
 			until = waitUntil(ctx, patience)
-			h.log.Warn("Redis write failed; retrying until it succeeds", zap.Duration("patience", time.Until(until)),
-				zap.Error(err))
+			if left := time.Until(until); left > 0 {
+				h.log.Warn("Redis write failed; retrying until it succeeds", zap.Duration("patience", left),
+					zap.Error(err))
+			} else {
+				annotate(ctx, zap.Int("redis_tries", try))
+				h.log.Error("Redis write failed; this delivery's patience for Redis is spent", zap.Error(err))
+				return err
+			}
 		}
 		// Jitter spreads the workers' retries over the moment Redis is back.
 		d := wait/2 + rand.N(wait/2+1)
