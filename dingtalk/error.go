@@ -109,7 +109,10 @@ var (
 	perAppThrottleCodes = map[int]bool{90018: true}
 	globalThrottleCodes = map[int]bool{90002: true, 45009: true}
 	disabledCodes       = map[int]bool{90001: true, 90003: true, 90004: true, 90005: true, 90006: true}
-	permanentCodes      = map[int]bool{
+	// A custom robot that sent too fast ("send too fast"): blocked for
+	// RobotBlock.
+	robotBlockCodes = map[int]bool{410100: true, 660026: true, 130101: true}
+	permanentCodes  = map[int]bool{
 		90020: true,                                        // monthly quota used up
 		33012: true, 40003: true, 40031: true, 60121: true, // bad userid
 		40056:  true,                                     // bad agent_id
@@ -176,6 +179,8 @@ func (e *Error) Throttled() (time.Duration, bool) {
 		return globalThrottleDelay, true
 	case disabledCodes[e.Code]:
 		return disabledDelay, true
+	case robotBlockCodes[e.Code]:
+		return RobotBlock, true
 	case e.HTTPStatus == 429:
 		return perAppThrottleDelay, true
 	}
