@@ -122,6 +122,8 @@ var (
 		// callback registration: URL exists, no callback, bad tag, the URL
 		// did not answer success, the URL is unreachable
 		71006: true, 71007: true, 71008: true, 71009: true, 71012: true,
+		// custom robot: its sign or timestamp refused, no such robot
+		310000: true, 300001: true,
 	}
 	operatorCodes = map[int]bool{90020: true, 60020: true, 40089: true, 40096: true, 88: true}
 )

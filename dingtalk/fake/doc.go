@@ -64,6 +64,15 @@
 //     seed contract, at the paths of Options.SessionPaths (by default
 //     dingtalk.DefaultPathGetSession, DefaultPathCreateSession and
 //     DefaultPathCloseSession, under /topapi/). See "Sessions" below.
+//   - POST /robot/send?access_token=T[&timestamp=MS&sign=S], a custom
+//     group robot's webhook, for the robots of Options.Robots
+//     ([Server.AddRobot]): an unknown token answers 300001; a signing
+//     robot's missing, wrong or hour-old sign 310000; an invalid
+//     dingtalk.RobotMessage 400002. A robot takes
+//     dingtalk.RobotMessagesPerMinute messages in any minute; the next
+//     answers 410100 and blocks it for dingtalk.RobotBlock. A msgUuid taken
+//     before answers ok and is not taken again. [Server.RobotSent] lists
+//     what the robots took.
 //   - Any other path under /topapi/, or a topapi path called with the wrong
 //     HTTP method: errcode 22 "Invalid method". Any other unknown path, or
 //     /gettoken with a method other than GET: HTTP 404 with

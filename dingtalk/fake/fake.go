@@ -71,6 +71,8 @@ type Options struct {
 	// does not publish. A path left "" is its default: the
 	// dingtalk.DefaultPath…Session constants.
 	SessionPaths SessionPaths
+	// Robots are the custom group robots the fake knows (AddRobot).
+	Robots []dingtalk.Robot
 }
 
 func (o *Options) setDefaults() {
@@ -125,6 +127,10 @@ type Server struct {
 	pushed       int                      // events pushed and taken
 	pushFailed   int                      // events pushed and not taken
 	sessions     map[sessionKey]*session
+
+	robots       map[string]*robot // by access token
+	robotSent    []RobotSent
+	robotBlocked int // messages answered "send too fast" that started a block
 }
 
 // New returns a fake host that knows apps. opts may be nil. It panics on an
@@ -132,7 +138,7 @@ type Server struct {
 // validate, and on SessionPaths that do not start with "/", are under
 // /_fake/ or are another endpoint's.
 func New(apps []App, opts *Options) *Server {
-	s := &Server{byKey: map[string]*App{}, byCorp: map[string]*App{}}
+	s := &Server{byKey: map[string]*App{}, byCorp: map[string]*App{}, robots: map[string]*robot{}}
 	if opts != nil {
 		s.opts = *opts
 	}
@@ -153,6 +159,9 @@ func New(apps []App, opts *Options) *Server {
 	s.reset()
 	for _, a := range apps {
 		s.AddApp(a)
+	}
+	for _, r := range s.opts.Robots {
+		s.AddRobot(r)
 	}
 	return s
 }
@@ -190,9 +199,9 @@ func (s *Server) app(id string) *App {
 }
 
 // Reset forgets every call, send, token and fault, what the limits
-// counted (an IP ban included, and what each user got today) and the
-// stats, and starts task ids again from FirstTaskID, as if the server were
-// new. Apps, limits and results stay.
+// counted (an IP ban included, what each user got today, and what each
+// robot sent, its block included) and the stats, and starts task ids again from FirstTaskID, as if the server were
+// new. Apps, robots, limits and results stay.
 func (s *Server) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -224,6 +233,7 @@ func (s *Server) reset() {
 	s.failedEvents = map[string][]failedEvent{}
 	s.pushed, s.pushFailed = 0, 0
 	s.sessions = map[sessionKey]*session{}
+	s.resetRobots()
 }
 
 // route is one endpoint of the fake host.
@@ -248,6 +258,7 @@ func (s *Server) defaultRoutes() map[string]route {
 		dingtalk.PathGetCallback:      {method: http.MethodGet, handle: s.getCallback},
 		dingtalk.PathDeleteCallback:   {method: http.MethodGet, handle: s.deleteCallback},
 		dingtalk.PathCallbackFailed:   {method: http.MethodGet, handle: s.callbackFailed},
+		dingtalk.PathRobotSend:        {method: http.MethodPost, handle: s.robotSend},
 	}
 	s.addSessionRoutes(routes)
 	return routes
