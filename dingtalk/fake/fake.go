@@ -128,9 +128,8 @@ type Server struct {
 	pushFailed   int                      // events pushed and not taken
 	sessions     map[sessionKey]*session
 
-	robots       map[string]*robot // by access token
-	robotSent    []RobotSent
-	robotBlocked int // messages answered "send too fast" that started a block
+	robots    map[string]*robot // by access token
+	robotSent []RobotSent
 }
 
 // New returns a fake host that knows apps. opts may be nil. It panics on an

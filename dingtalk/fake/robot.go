@@ -98,7 +98,6 @@ func (s *Server) robotSend(x *exchange) reply {
 	}
 	if rb.sent.total(x.now) >= dingtalk.RobotMessagesPerMinute {
 		rb.blockedUntil = x.now.Add(dingtalk.RobotBlock)
-		s.robotBlocked++
 		return reply{code: codeRobotTooFast, msg: "send too fast, exceed 20 times per minute"}
 	}
 	rb.sent.add(x.now, 1)
@@ -118,5 +117,4 @@ func (s *Server) resetRobots() {
 		rb.uuids = map[string]bool{}
 	}
 	s.robotSent = nil
-	s.robotBlocked = 0
 }
