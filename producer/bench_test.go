@@ -53,29 +53,41 @@ func BenchmarkEnqueue(b *testing.B) {
 // application might send from) and reports the rate as unit.
 func runParallel(b *testing.B, unit string, f func() error) {
 	b.Helper()
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, 8)
 	b.ResetTimer()
 	start := time.Now()
-	for range 8 {
+	err := spread(8, b.N, func(int) error { return f() })
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), unit)
+}
+
+// spread runs f(0…n-1) from the given number of goroutines and returns
+// the first error; after one, the goroutines stop taking more.
+func spread(goroutines, n int, f func(i int) error) error {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, goroutines)
+	for range goroutines {
 		wg.Go(func() {
-			for next.Add(1) <= int64(b.N) {
-				if err := f(); err != nil {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				if err := f(i); err != nil {
 					errs <- err
+					next.Store(int64(n))
 					return
 				}
 			}
 		})
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
-	b.StopTimer()
 	close(errs)
-	if err := <-errs; err != nil {
-		b.Fatal(err)
-	}
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), unit)
+	return <-errs
 }
 
 func benchProducer(b *testing.B) *producer.Producer {
@@ -108,32 +120,16 @@ func BenchmarkFanOut(b *testing.B) {
 		b.ResetTimer()
 		start := time.Now()
 		for op := range b.N {
-			var next atomic.Int64
-			var wg sync.WaitGroup
-			errs := make(chan error, 16)
-			for range 16 {
-				wg.Go(func() {
-					for {
-						i := int(next.Add(1)) - 1
-						if i >= fanOutUsers/dingtalk.MaxUserIDs {
-							return
-						}
-						t, err := producer.NewBatchTask(&producer.BatchPayload{ID: fmt.Sprintf("bc%d", op), Batch: strconv.Itoa(i),
-							App: "hr", UserIDs: users[i*dingtalk.MaxUserIDs : (i+1)*dingtalk.MaxUserIDs], Msg: msg})
-						if err != nil {
-							errs <- err
-							return
-						}
-						if _, err := client.Enqueue(t); err != nil {
-							errs <- err
-							return
-						}
-					}
-				})
-			}
-			wg.Wait()
-			close(errs)
-			if err := <-errs; err != nil {
+			err := spread(16, fanOutUsers/dingtalk.MaxUserIDs, func(i int) error {
+				t, err := producer.NewBatchTask(&producer.BatchPayload{ID: fmt.Sprintf("bc%d", op), Batch: strconv.Itoa(i),
+					App: "hr", UserIDs: users[i*dingtalk.MaxUserIDs : (i+1)*dingtalk.MaxUserIDs], Msg: msg})
+				if err != nil {
+					return err
+				}
+				_, err = client.Enqueue(t)
+				return err
+			})
+			if err != nil {
 				b.Fatal(err)
 			}
 		}

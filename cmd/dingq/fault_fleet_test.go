@@ -435,6 +435,19 @@ func (fl *fleet) killAndReplace(v *victim, at int, name string, realClock bool, 
 	return next, held
 }
 
+// runKills kills victim v at each point of plan, each time starting the
+// next victim in its place (killAndReplace, with broadcast), and returns
+// how many tasks the killed workers held in flight.
+func (fl *fleet) runKills(v *victim, plan killPlan, broadcast string) int {
+	inFlight, seen := 0, map[string]bool{}
+	for k, at := range plan.at {
+		var held int
+		v, held = fl.killAndReplace(v, at, fmt.Sprintf("victim-%d", k+2), plan.realClock, broadcast, seen)
+		inFlight += held
+	}
+	return inFlight
+}
+
 // TestFaultKillWorker: kill -9 of one of three workers after 1,000 of
 // 5,000 messages went out, and a worker started in its place: every
 // message ends sent, and DingTalk got at most the killed worker's
@@ -459,12 +472,7 @@ func TestFaultKillWorker(t *testing.T) {
 		v := fl.startVictim("victim-1")
 		tag := fmt.Sprintf("kill-%d", round)
 		sending := sendAsync(fl.producer, "hr", tag, n)
-		inFlight, seen := 0, map[string]bool{}
-		for k, at := range plan.at {
-			var held int
-			v, held = fl.killAndReplace(v, at, fmt.Sprintf("victim-%d", k+2), plan.realClock, "", seen)
-			inFlight += held
-		}
+		inFlight := fl.runKills(v, plan, "")
 		res := <-sending
 		if res.err != nil {
 			t.Fatal(res.err)
@@ -525,12 +533,7 @@ func TestFaultKillWorkerBroadcast(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		inFlight, seen := 0, map[string]bool{}
-		for k, at := range plan.at {
-			var held int
-			v, held = fl.killAndReplace(v, at, fmt.Sprintf("victim-%d", k+2), plan.realClock, acc.ID, seen)
-			inFlight += held
-		}
+		inFlight := fl.runKills(v, plan, acc.ID)
 		o := fl.waitFinished(acc.ID, plan.timeout)
 		took := time.Since(started)
 		if o.Status != producer.StatusDone || o.Broadcast.Batches.Sent != acc.Batches || o.Broadcast.Batches.Failed != 0 ||
