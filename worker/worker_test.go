@@ -218,12 +218,24 @@ func TestBadSecretFailsAfterOneCall(t *testing.T) {
 		t.Errorf("sends: got %d, want 0", n)
 	}
 	// Archived, not retrying.
-	info, err := e.insp.GetTaskInfo(producer.QueueDefault, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info.State != asynq.TaskStateArchived {
+	if info := e.settledTask(t, id); info.State != asynq.TaskStateArchived {
 		t.Errorf("task state: got %v, want archived", info.State)
+	}
+}
+
+// settledTask returns the task of message id once asynq has moved it out
+// of active, or as it is after 5 s: the outcome is written before the
+// handler returns, so the task is archived (or retried) a moment later.
+func (e *env) settledTask(t *testing.T, id string) *asynq.TaskInfo {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		info, err := e.insp.GetTaskInfo(producer.QueueDefault, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.State != asynq.TaskStateActive || time.Now().After(deadline) {
+			return info
+		}
 	}
 }
 
@@ -298,18 +310,7 @@ func TestRetryPolicy(t *testing.T) {
 				}
 			}
 			if tt.wantStatus == producer.StatusFailed {
-				// The outcome is written before the handler returns: the
-				// task is archived a moment later.
-				var info *asynq.TaskInfo
-				for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-					var err error
-					if info, err = e.insp.GetTaskInfo(producer.QueueDefault, id); err != nil {
-						t.Fatal(err)
-					}
-					if info.State != asynq.TaskStateActive || time.Now().After(deadline) {
-						break
-					}
-				}
+				info := e.settledTask(t, id)
 				if info.State != asynq.TaskStateArchived || info.LastErr == "" {
 					t.Errorf("task %v with last error %q, want archived with the reason", info.State, info.LastErr)
 				}
