@@ -17,6 +17,10 @@ import (
 // notifications live.
 const DefaultBaseURL = "https://oapi.dingtalk.com"
 
+// DefaultAPIBaseURL is DingTalk's new API host, where the v1.0 APIs live:
+// the enterprise robot's batch send and the token endpoint it takes.
+const DefaultAPIBaseURL = "https://api.dingtalk.com"
+
 // DefaultTimeout bounds one HTTP call when no other timeout is given.
 const DefaultTimeout = 10 * time.Second
 
@@ -29,6 +33,7 @@ const maxAnswerBytes = 1 << 20
 // cached and shared.
 type Client struct {
 	baseURL    *url.URL
+	apiBaseURL *url.URL
 	httpClient *http.Client
 	userAgent  string
 	now        func() time.Time
@@ -37,18 +42,32 @@ type Client struct {
 // Option configures a Client.
 type Option func(*Client) error
 
-// WithBaseURL points the client at another host, such as dingq's fake
-// DingTalk. The URL must be absolute http or https.
+// WithBaseURL points the client's legacy-host calls at another host, such
+// as dingq's fake DingTalk. The URL must be absolute http or https.
 func WithBaseURL(raw string) Option {
-	return func(c *Client) error {
-		u, err := url.Parse(raw)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("dingtalk: base URL %q: must be an absolute http(s) URL", raw)
-		}
-		u.Path = strings.TrimSuffix(u.Path, "/")
-		c.baseURL = u
-		return nil
+	return func(c *Client) (err error) {
+		c.baseURL, err = parseBaseURL("base URL", raw)
+		return err
 	}
+}
+
+// WithAPIBaseURL points the client's new-host (v1.0) calls at another
+// host, such as dingq's fake DingTalk, which serves both. The URL must be
+// absolute http or https.
+func WithAPIBaseURL(raw string) Option {
+	return func(c *Client) (err error) {
+		c.apiBaseURL, err = parseBaseURL("API base URL", raw)
+		return err
+	}
+}
+
+func parseBaseURL(what, raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("dingtalk: %s %q: must be an absolute http(s) URL", what, raw)
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/")
+	return u, nil
 }
 
 // WithHTTPClient makes the client use hc for every call. Its Timeout bounds
@@ -111,13 +130,15 @@ func defaultTransport() *http.Transport {
 	return t
 }
 
-// NewClient returns a client for DefaultBaseURL with a DefaultTimeout,
-// changed by opts. Its HTTP client keeps up to MaxIdleConns connections
-// to DingTalk open for reuse.
+// NewClient returns a client for DefaultBaseURL and DefaultAPIBaseURL with
+// a DefaultTimeout, changed by opts. Its HTTP client keeps up to
+// MaxIdleConns connections to each host open for reuse.
 func NewClient(opts ...Option) (*Client, error) {
 	base, _ := url.Parse(DefaultBaseURL)
+	apiBase, _ := url.Parse(DefaultAPIBaseURL)
 	c := &Client{
 		baseURL:    base,
+		apiBaseURL: apiBase,
 		httpClient: &http.Client{Timeout: DefaultTimeout, Transport: defaultTransport()},
 		userAgent:  "dingq",
 		now:        time.Now,
@@ -130,8 +151,11 @@ func NewClient(opts ...Option) (*Client, error) {
 	return c, nil
 }
 
-// BaseURL returns the host the client calls.
+// BaseURL returns the legacy host the client calls.
 func (c *Client) BaseURL() string { return c.baseURL.String() }
+
+// APIBaseURL returns the new host the client calls.
+func (c *Client) APIBaseURL() string { return c.apiBaseURL.String() }
 
 // legacyAnswer is the envelope every legacy-host answer shares. Status and
 // Wait come with the per-IP ban body.
@@ -153,7 +177,25 @@ type legacyAnswer struct {
 // access token among it), an optional JSON body, and decodes a successful
 // answer into out. Every failure comes back as *Error or *TransportError.
 func (c *Client) call(ctx context.Context, method, path string, query url.Values, body, out any) error {
-	u := *c.baseURL
+	return c.do(ctx, false, method, path, query, "", body, out)
+}
+
+// headerToken is the header that carries the access token on the new host.
+const headerToken = "x-acs-dingtalk-access-token"
+
+// callV1 performs one new-host call: the access token, if any, goes in
+// headerToken; a successful answer is plain JSON without errcode, an
+// error an HTTP 4xx/5xx with {"code","message","requestid"}.
+func (c *Client) callV1(ctx context.Context, method, path, token string, body, out any) error {
+	return c.do(ctx, true, method, path, nil, token, body, out)
+}
+
+func (c *Client) do(ctx context.Context, v1 bool, method, path string, query url.Values, token string, body, out any) error {
+	base := c.baseURL
+	if v1 {
+		base = c.apiBaseURL
+	}
+	u := *base
 	u.Path += path
 	u.RawQuery = query.Encode()
 
@@ -174,6 +216,9 @@ func (c *Client) call(ctx context.Context, method, path string, query url.Values
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", c.userAgent)
+	if token != "" {
+		req.Header.Set(headerToken, token)
+	}
 
 	resp, err := c.httpClient.Do(req)
 	if err != nil {
@@ -189,12 +234,14 @@ func (c *Client) call(ctx context.Context, method, path string, query url.Values
 	if err != nil {
 		return &TransportError{Method: method, Path: path, Err: fmt.Errorf("reading answer: %w", err)}
 	}
-	return checkAnswer(method, resp.StatusCode, path, raw, out)
+	return checkAnswer(method, resp.StatusCode, path, raw, out, v1)
 }
 
 // checkAnswer turns an HTTP status and body into nil (and out filled) or
-// the error DingTalk meant. It is the one place answers are sorted.
-func checkAnswer(method string, status int, path string, raw []byte, out any) error {
+// the error DingTalk meant. It is the one place answers are sorted. A
+// legacy answer (v1 false) must carry an errcode; a new-host one succeeds
+// with 2xx and no code.
+func checkAnswer(method string, status int, path string, raw []byte, out any, v1 bool) error {
 	trimmed := bytes.TrimSpace(raw)
 	if len(trimmed) > 0 && trimmed[0] == '<' {
 		if status == http.StatusOK {
@@ -224,7 +271,7 @@ func checkAnswer(method string, status int, path string, raw []byte, out any) er
 			Message: a.ErrMsg, SubMessage: a.SubMsg, RequestID: a.RequestID}
 	case status >= 300:
 		return &Error{HTTPStatus: status, Path: path, Message: http.StatusText(status)}
-	case a.ErrCode == nil:
+	case a.ErrCode == nil && !v1:
 		return &TransportError{Method: method, Path: path, Err: fmt.Errorf("malformed answer: no errcode (HTTP %d, %d bytes)", status, len(raw))}
 	}
 	if out != nil {

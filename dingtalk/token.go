@@ -102,11 +102,7 @@ func (c *Client) GetToken(ctx context.Context, cred Credentials) (*Token, error)
 	if a.AccessToken == "" {
 		return nil, &TransportError{Method: http.MethodGet, Path: PathGetToken, Err: errNoToken}
 	}
-	life := DefaultTokenLifetime
-	if a.ExpiresIn > 0 && a.ExpiresIn <= int64(MaxTokenLifetime/time.Second) {
-		life = time.Duration(a.ExpiresIn) * time.Second
-	}
-	return &Token{AccessToken: a.AccessToken, ExpiresIn: life, ExpiresAt: start.Add(life)}, nil
+	return newToken(a.AccessToken, a.ExpiresIn, start), nil
 }
 
 type constError string
@@ -117,4 +113,45 @@ const errNoToken = constError("malformed answer: errcode 0 without access_token"
 
 func tokenQuery(token string) url.Values {
 	return url.Values{"access_token": {token}}
+}
+
+type tokenAnswerV1 struct {
+	AccessToken string `json:"accessToken"`
+	ExpireIn    int64  `json:"expireIn"`
+}
+
+// GetAccessTokenV1 fetches the app's access token from the new host's
+// /v1.0/oauth2/accessToken, the token its v1.0 APIs take. Only an app key
+// and secret can ask for it. Like GetToken it answers the same token while
+// it is valid: cache it. Bad credentials come back as an *Error whose
+// BadCredentials is true (HTTP 400 invalidClientIdOrSecret).
+func (c *Client) GetAccessTokenV1(ctx context.Context, cred Credentials) (*Token, error) {
+	if cred.AppKey == "" && cred.CorpID != "" {
+		return nil, invalid("app_key", "required: the new host's token endpoint takes app_key and app_secret, not corp_id")
+	}
+	if err := cred.Validate(); err != nil {
+		return nil, err
+	}
+	body := map[string]string{"appKey": cred.AppKey, "appSecret": cred.AppSecret}
+	start := c.now()
+	var a tokenAnswerV1
+	if err := c.callV1(ctx, http.MethodPost, PathAccessTokenV1, "", body, &a); err != nil {
+		return nil, err
+	}
+	if a.AccessToken == "" {
+		return nil, &TransportError{Method: http.MethodPost, Path: PathAccessTokenV1, Err: errNoTokenV1}
+	}
+	return newToken(a.AccessToken, a.ExpireIn, start), nil
+}
+
+const errNoTokenV1 = constError("malformed answer: no accessToken")
+
+// newToken is token v with DingTalk's lifetime of expiresIn seconds, taken
+// at its word only when it is sane.
+func newToken(v string, expiresIn int64, fetched time.Time) *Token {
+	life := DefaultTokenLifetime
+	if expiresIn > 0 && expiresIn <= int64(MaxTokenLifetime/time.Second) {
+		life = time.Duration(expiresIn) * time.Second
+	}
+	return &Token{AccessToken: v, ExpiresIn: life, ExpiresAt: fetched.Add(life)}
 }
