@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dingq/dingq/dingtalk"
 	"github.com/dingq/dingq/dingtalk/fake"
 	"github.com/spf13/cobra"
 )
@@ -25,15 +26,32 @@ func newFakeCmd() *cobra.Command {
 		faults   []string
 		limits   limitFlags
 		delivery deliveryFlags
+		robots   robotFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "fake-dingtalk",
 		Short: "Run dingq's fake DingTalk server, for trials and tests",
 		Long: `Serves a fake of DingTalk's legacy host (gettoken, asyncsend_v2,
-getsendprogress, getsendresult, recall, the /call_back/ endpoints, and the
+getsendprogress, getsendresult, recall, the /call_back/ endpoints, the
 seed's session endpoints getsession, create_session and close_session under
-/topapi/v2/) with DingTalk's answers and error codes, and records every call. Point dingtalk.base_url at it. What it saw:
-GET /_fake/stats, /_fake/calls, /_fake/sent; POST /_fake/reset.
+/topapi/v2/, and the custom robots' /robot/send) and of its new host
+(POST /v1.0/oauth2/accessToken and the enterprise robot's
+/v1.0/robot/oToMessages/batchSend) with DingTalk's answers and error codes,
+and records every call. Point dingtalk.base_url, and the new host's URL if
+you use it, at it. What it saw: GET /_fake/stats, /_fake/calls,
+/_fake/sent, /_fake/robots; POST /_fake/reset.
+
+Robots: --robot TOKEN[:SECRET] adds a custom group robot (its webhook's
+access_token, and its secret if it signs). A robot takes 20 messages in any
+--robot-window and is then blocked for --robot-block (DingTalk: a minute
+and 10 minutes; shorten them for trials). Each app's enterprise robot has
+the app's key as its robot code; --robot-user-limit caps the messages one
+user takes from one robot in any --robot-window (the users over it are
+answered in flowControlledStaffIdList; DingTalk publishes no figure, so 0,
+the default, turns this off). --result-invalid also makes batchSend list
+those users in invalidStaffIdList. GET /_fake/robots lists the robots'
+messages (each robot named by 8 hex digits of the SHA-256 of its token,
+never the token) and the batch sends.
 
 It enforces DingTalk's rate limits, standard edition by default (0 turns one
 off, --no-limits all): --calls-per-second per app per API (over it: errcode
@@ -80,6 +98,8 @@ get_call_back_failed_result. GET /_fake/callbacks lists the registrations
 		Example: `  dingq fake-dingtalk --listen 127.0.0.1:9090 --app dingfakehr:s3cret:123456
   dingq fake-dingtalk --app dingfakehr:s3cret --calls-per-second 40 --ban 1m
   dingq fake-dingtalk --app dingfakehr:s3cret --delivery-time 30s --result-invalid 0.02 --result-read 0.6
+  dingq fake-dingtalk --app dingfakehr:s3cret --robot 0a1b2c3d:SEC9f8e7d --robot 4e5f6a7b \
+    --robot-window 10s --robot-block 30s --robot-user-limit 5
   dingq fake-dingtalk --app dingfakehr:s3cret --no-limits \
     --fault '{"path":"/topapi/message/corpconversation/asyncsend_v2","status":500,"fraction":0.3}' \
     --fault '{"path":"/gettoken","code":-1,"times":2}' \
@@ -112,6 +132,9 @@ get_call_back_failed_result. GET /_fake/callbacks lists the registrations
 			if err := delivery.apply(opts); err != nil {
 				return err
 			}
+			if err := robots.apply(opts); err != nil {
+				return err
+			}
 			f := fake.New(fapps, opts)
 			for i, v := range faults {
 				if err := addFaultFlag(f, v); err != nil {
@@ -126,7 +149,7 @@ get_call_back_failed_result. GET /_fake/callbacks lists the registrations
 			srv := &http.Server{Handler: f, ReadHeaderTimeout: 5 * time.Second,
 				// Calls hung by a fault end when the command does.
 				BaseContext: func(net.Listener) context.Context { return ctx }}
-			fmt.Fprintf(cmd.OutOrStdout(), "fake DingTalk listening on http://%s with %d app(s)\n", ln.Addr(), len(fapps))
+			fmt.Fprintf(cmd.OutOrStdout(), "fake DingTalk listening on http://%s with %d app(s) and %d robot(s)\n", ln.Addr(), len(fapps), len(opts.Robots))
 			return serveUntil(ctx, srv, ln)
 		},
 	}
@@ -158,7 +181,71 @@ get_call_back_failed_result. GET /_fake/callbacks lists the registrations
 		"fraction of users getsendresult lists as failed")
 	fl.Float64Var(&delivery.results.Read, "result-read", 0,
 		"fraction of the delivered users getsendresult lists as read (the others unread)")
+	fl.StringArrayVar(&robots.robots, "robot", nil,
+		"a custom group robot as TOKEN[:SECRET] (its webhook's access_token, and its secret if it signs); repeatable")
+	fl.DurationVar(&robots.window, "robot-window", time.Minute,
+		"the window in which a custom robot takes 20 messages (DingTalk: a minute), and of --robot-user-limit")
+	fl.DurationVar(&robots.block, "robot-block", dingtalk.RobotBlock,
+		"how long a custom robot over its limit is blocked (DingTalk: 10 minutes)")
+	fl.IntVar(&robots.userLimit, "robot-user-limit", 0,
+		"messages one user takes from one enterprise robot in any --robot-window, over which batchSend flow-controls it (0: no limit)")
 	return cmd
+}
+
+// robotFlags are the robot flags of fake-dingtalk.
+type robotFlags struct {
+	robots    []string
+	window    time.Duration
+	block     time.Duration
+	userLimit int
+}
+
+// apply sets what the flags ask for in opts. The error names the flag at
+// fault, and never shows a robot's token or secret.
+func (rf robotFlags) apply(opts *fake.Options) error {
+	switch {
+	case rf.window <= 0:
+		return fmt.Errorf("--robot-window must be > 0, got %s", rf.window)
+	case rf.block <= 0:
+		return fmt.Errorf("--robot-block must be > 0, got %s", rf.block)
+	case rf.userLimit < 0:
+		return fmt.Errorf("--robot-user-limit must be >= 0 (0 turns the limit off), got %d", rf.userLimit)
+	}
+	seen := map[string]int{}
+	for i, v := range rf.robots {
+		r, err := parseRobotFlag(v)
+		if err != nil {
+			return fmt.Errorf("--robot #%d: %w", i+1, err)
+		}
+		if j, ok := seen[r.Token]; ok {
+			return fmt.Errorf("--robot #%d: the same token as --robot #%d", i+1, j)
+		}
+		seen[r.Token] = i + 1
+		opts.Robots = append(opts.Robots, r)
+	}
+	opts.RobotWindow = rf.window
+	opts.RobotBlock = rf.block
+	opts.RobotUserLimit = rf.userLimit
+	return nil
+}
+
+// parseRobotFlag parses TOKEN[:SECRET]. Its errors do not show the value:
+// both halves are secrets.
+func parseRobotFlag(v string) (dingtalk.Robot, error) {
+	parts := strings.Split(v, ":")
+	switch {
+	case len(parts) > 2:
+		return dingtalk.Robot{}, fmt.Errorf("want TOKEN[:SECRET], got %d parts", len(parts))
+	case strings.TrimSpace(parts[0]) == "":
+		return dingtalk.Robot{}, errors.New("want TOKEN[:SECRET], got an empty token")
+	case len(parts) == 2 && strings.TrimSpace(parts[1]) == "":
+		return dingtalk.Robot{}, errors.New("want TOKEN[:SECRET], got an empty secret after the colon (leave out the colon for a robot that does not sign)")
+	}
+	r := dingtalk.Robot{Token: parts[0]}
+	if len(parts) == 2 {
+		r.Secret = parts[1]
+	}
+	return r, nil
 }
 
 // deliveryFlags are the delivery and daily-limit flags of fake-dingtalk.

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+
+	"github.com/dingq/dingq/dingtalk"
 )
 
 // adminPrefix starts the fake's own endpoints, which DingTalk does not have.
@@ -38,6 +40,9 @@ const (
 	// PathAdminCallbacks lists the registered callbacks (GET), without
 	// their secrets.
 	PathAdminCallbacks = adminPrefix + "callbacks"
+	// PathAdminRobots lists what the robots took (GET), as [RobotRecords]:
+	// the custom robots' messages and the enterprise robots' batch sends.
+	PathAdminRobots = adminPrefix + "robots"
 )
 
 // adminMethods are the HTTP methods each admin endpoint takes.
@@ -52,6 +57,7 @@ var adminMethods = map[string][]string{
 	PathAdminResults:   {http.MethodGet, http.MethodPut},
 	PathAdminPush:      {http.MethodPost},
 	PathAdminCallbacks: {http.MethodGet},
+	PathAdminRobots:    {http.MethodGet},
 }
 
 // Stats is the answer of GET /_fake/stats.
@@ -68,7 +74,8 @@ type Stats struct {
 	// SessionsOpen counts the sessions create_session opened and
 	// close_session did not close.
 	SessionsOpen int `json:"sessions_open"`
-	// TokenFetches counts gettoken calls by the appkey or corpid they named.
+	// TokenFetches counts token calls (gettoken, and the new host's
+	// /v1.0/oauth2/accessToken) by the appkey or corpid they named.
 	TokenFetches map[string]int `json:"token_fetches"`
 	// Faulted counts the calls a fault fired on, latency alone included.
 	Faulted int `json:"faulted"`
@@ -148,6 +155,8 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		v = s.Stats()
 	case PathAdminCallbacks:
 		v = s.Callbacks()
+	case PathAdminRobots:
+		v = s.redactedRobots()
 	case PathAdminPush:
 		var req pushRequest
 		err := decodeStrict(w, r, &req, "push", `{"app":"KEY","events":[...],"times":N}`)
@@ -278,4 +287,54 @@ func (s *Server) redactedSent() []Sent {
 		}
 	}
 	return sent
+}
+
+// RobotRecords is the answer of GET /_fake/robots: what the robots took,
+// each list in order, never nil.
+type RobotRecords struct {
+	// Sent are the custom group robots' messages ([Server.RobotSent]),
+	// each naming its robot by [RobotSent.RobotID], never by its token.
+	Sent []RobotSent `json:"sent"`
+	// Batches are the enterprise robots' batch sends
+	// ([Server.RobotBatches]).
+	Batches []RobotBatch `json:"batches"`
+}
+
+// redactedRobots is RobotSent and RobotBatches with any app secret, access
+// token, robot token or robot secret in a message replaced by "***".
+func (s *Server) redactedRobots() RobotRecords {
+	out := RobotRecords{Sent: s.RobotSent(), Batches: s.RobotBatches()}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var extra []string
+	for tok, rb := range s.robots {
+		extra = append(extra, tok, rb.secret)
+	}
+	secrets := s.secrets(extra...)
+	hide := func(b []byte) []byte {
+		for _, secret := range secrets {
+			b = replaceSecret(b, secret)
+		}
+		return b
+	}
+	for i := range out.Sent {
+		m := &out.Sent[i]
+		b, err := json.Marshal(m.Message)
+		if err != nil {
+			continue
+		}
+		if h := hide(b); string(h) != string(b) {
+			var r dingtalk.RobotMessage
+			if json.Unmarshal(h, &r) != nil {
+				// A secret that spelled part of the JSON itself: show
+				// nothing of the message rather than the secret.
+				r = dingtalk.RobotMessage{MsgType: m.Message.MsgType}
+			}
+			m.Message = &r
+		}
+	}
+	for i := range out.Batches {
+		out.Batches[i].MsgParam = string(hide([]byte(out.Batches[i].MsgParam)))
+	}
+	return out
 }

@@ -1,12 +1,18 @@
-// Package fake is a fake DingTalk legacy host (oapi.dingtalk.com) for tests,
-// demos and the `dingq fake-dingtalk` process. A [*Server] is an
-// [net/http.Handler]: serve it with net/http/httptest in tests, or with an
-// http.Server in a process, and point a dingtalk.Client at it with
-// dingtalk.WithBaseURL. No message ever leaves the process.
+// Package fake is a fake DingTalk for tests, demos and the
+// `dingq fake-dingtalk` process: its legacy host (oapi.dingtalk.com) and,
+// for the enterprise robot's batch send, its new host (api.dingtalk.com),
+// both on one handler. A [*Server] is an [net/http.Handler]: serve it with
+// net/http/httptest in tests, or with an http.Server in a process, and
+// point a dingtalk.Client at it with dingtalk.WithBaseURL and
+// dingtalk.WithAPIBaseURL. No message ever leaves the process.
 //
-// It answers with DingTalk's real shapes: always HTTP 200 with
-// {"errcode":N,"errmsg":"…"}; topapi paths add "request_id" to every answer
-// and wrap token errors as errcode 88 with a sub_code. It implements:
+// It answers with DingTalk's real shapes. On the legacy host: always HTTP
+// 200 with {"errcode":N,"errmsg":"…"}; topapi paths add "request_id" to
+// every answer and wrap token errors as errcode 88 with a sub_code. On the
+// new host (paths under /v1.0/): the access token in the header
+// x-acs-dingtalk-access-token (a query's access_token is ignored there),
+// plain JSON without errcode on success, and errors as HTTP 4xx with
+// {"code":"…","message":"…","requestid":"…"}. It implements:
 //
 //   - GET /gettoken?appkey=K&appsecret=S, and the legacy
 //     ?corpid=C&corpsecret=S form. One token per app: asking again while it
@@ -72,16 +78,50 @@
 //     dingtalk.RobotMessagesPerMinute messages in any minute; the next
 //     answers 410100 and blocks it for dingtalk.RobotBlock. A msgUuid taken
 //     before answers ok and is not taken again. [Server.RobotSent] lists
-//     what the robots took.
+//     what the robots took. Options.RobotWindow and Options.RobotBlock
+//     shorten the minute and the block (tests and trials).
+//   - POST /v1.0/oauth2/accessToken with {"appKey":K,"appSecret":S}, the
+//     new host's token endpoint: HTTP 200 {"accessToken":T,"expireIn":N}
+//     from the same store as gettoken (the same token, extended; it counts
+//     as a fetch, and CallsPerSecond exempts it). Bad appKey or appSecret:
+//     HTTP 400 invalidClientIdOrSecret; a field missing: 400
+//     MissingParameter; a body that is not a JSON object: 400
+//     InvalidParameter.
+//   - POST /v1.0/robot/oToMessages/batchSend, the enterprise robot's
+//     one-to-one batch send, with {"robotCode","userIds":[…],"msgKey",
+//     "msgParam":"<a JSON object, as a string>"}. It answers, in order: a
+//     missing, unknown, expired or revoked header token HTTP 400
+//     InvalidAuthentication; a body that is not JSON 400 InvalidParameter;
+//     a robotCode other than the token's app's ([App.RobotCode], else its
+//     Key) 400 InvalidParameter.RobotCode; userIds not 1 to
+//     dingtalk.MaxRobotBatchUsers (20) non-empty ids 400
+//     InvalidParameter.UserIds; a msgKey or msgParam that
+//     dingtalk.RobotTemplate's Validate refuses (msgParam must be a JSON
+//     string) 400 InvalidParameter.MsgKey or InvalidParameter.MsgParam,
+//     the message naming the problem, as in "msgParam.content: required by
+//     msgKey sampleText". Then each user, in order, is invalid if its
+//     [Results.Fate] under the Results in force is FateInvalid (the zero
+//     Results: nobody); else flow controlled if it already got
+//     Options.RobotUserLimit messages from that robot code in the last
+//     Options.RobotWindow (DingTalk flow-controls users but publishes no
+//     figure: 0, the default, turns this off); else messaged, and counted.
+//     The answer is HTTP 200 {"processQueryKey":K,"invalidStaffIdList":[…],
+//     "flowControlledStaffIdList":[…]}, both lists always present, K new
+//     for every call; the call is recorded as a [RobotBatch]
+//     ([Server.RobotBatches]).
 //   - Any other path under /topapi/, or a topapi path called with the wrong
-//     HTTP method: errcode 22 "Invalid method". Any other unknown path, or
-//     /gettoken with a method other than GET: HTTP 404 with
+//     HTTP method: errcode 22 "Invalid method". Any other path under
+//     /v1.0/, or a /v1.0/ path with the wrong method: HTTP 404
+//     InvalidAction.NotFound. Any other unknown path, or /gettoken with a
+//     method other than GET: HTTP 404 with
 //     {"errcode":404,"errmsg":"not found"}.
-//   - Request bodies larger than 1 MiB answer 400002.
+//   - Request bodies larger than 1 MiB answer 400002 (on the new host,
+//     HTTP 400 InvalidParameter).
 //
 // Tests can make DingTalk misbehave. [Server.Revoke] revokes an app's
-// token at once: using it answers 88 with sub_code "40014", as an expired
-// token does, and the next gettoken issues a new one. A [Fault], added with
+// token at once: using it answers 88 with sub_code "40014" (on the new
+// host, HTTP 400 InvalidAuthentication), as an expired token does, and the
+// next gettoken issues a new one. A [Fault], added with
 // [Server.AddFault], answers some calls (of one endpoint, or all) in place
 // of the endpoint: with an errcode such as -1, 90018 or 88/60011, with a
 // broken gateway's HTTP status and a text body, with a body of its own
@@ -90,8 +130,11 @@
 // never (the call hangs until the client gives up); or it delays the
 // answer by a latency. A fault fires on every call, on a
 // random fraction of them, or on the next N; a call it answers has no other
-// effect (nothing is sent, no token issued), though a faulted gettoken
-// still counts as a fetch.
+// effect (nothing is sent, no token issued), though a faulted gettoken (or
+// new-host token call) still counts as a fetch. A fault's errcode is the
+// legacy host's shape on every path, /v1.0/ ones included; to answer as the
+// new host does, give a Body such as {"code":"…","message":"…"} with a
+// Status.
 //
 // The fake can enforce DingTalk's rate limits, as [Limits] set with
 // [Options], [Server.SetLimits] or PUT /_fake/limits. It enforces none
@@ -99,8 +142,10 @@
 // standard edition's, in parentheses below:
 //
 //   - CallsPerSecond per app per API (endpoint) in any sliding second
-//     (20): a call over it answers errcode 90018 and has no effect.
-//     gettoken is exempt; every other endpoint counts on its own.
+//     (20): a call over it answers errcode 90018 (on the new host, HTTP 403
+//     Forbidden.AccessDenied.QpsLimitForAppkeyAndApi) and has no effect.
+//     The token endpoints are exempt; every other endpoint counts on its
+//     own, for the app of its token (the header's on the new host).
 //   - RecipientsPerMinute per app in any sliding minute (5,000), counting
 //     each user id, department id and to_all_user of accepted sends: as
 //     DingTalk does, the send still answers ok with a task_id, and the
@@ -222,8 +267,9 @@
 //	                             "max_recipients_per_minute":{...},"dropped":{"<appkey>":N,...},
 //	                             "dropped_by_code":{"143103":N,...},"recalled":N,"limits":{...}}
 //	POST   /_fake/reset          forget calls, sends, tokens, faults, what the limits
-//	                             counted (daily limits included), callbacks, failed events
-//	                             and sessions; apps, limits and results stay
+//	                             counted (daily limits included), callbacks, failed events,
+//	                             sessions and what the robots took; apps, robots, limits and
+//	                             results stay
 //	POST   /_fake/revoke?app=ID  revoke the token of the app with that appkey or corpid:
 //	                             {"errcode":0,"errmsg":"ok","revoked":true|false}
 //	GET    /_fake/faults         the active faults, as JSON
@@ -240,6 +286,12 @@
 //	                             a field left out is 0; 400 naming the field if invalid
 //	GET    /_fake/callbacks      the registered callbacks, as [CallbackInfo]: app, call_back_tag,
 //	                             url, registered, failed (events waiting); never token or aes_key
+//	GET    /_fake/robots         what the robots took, as [RobotRecords]:
+//	                             {"sent":[{"robot":ID,"message":{...},"time":T},...],
+//	                             "batches":[{"app","robot_code","msg_key","msg_param","delivered":[...],
+//	                             "invalid":[...],"flow_controlled":[...],"process_query_key","time"},...]};
+//	                             a custom robot is named by [RobotID] (8 hex digits of the
+//	                             SHA-256 of its token), never by its token
 //	POST   /_fake/push           push events to an app's callback, as Push does:
 //	                             {"app":"KEY","events":[{...},...],"times":N} pushes each event
 //	                             N times in a row (default 1; DingTalk's re-pushes: the same
@@ -248,9 +300,11 @@
 //	                             taken); 400 for a bad body, an unknown app or one with no callback
 //
 // Neither the records nor the admin endpoints ever show an app secret or an
-// access token, revoked ones included: the token travels in the query,
-// which is not recorded, and any secret or token found in a recorded body
-// is replaced by "***".
+// access token, revoked ones included: the token travels in the query or
+// a header, which are not recorded, and any secret or token found in a
+// recorded body is replaced by "***" (so is the appSecret of a new-host
+// token call, right or wrong). /_fake/robots also hides the robots' tokens
+// and secrets.
 //
 // Each endpoint is one entry of a route table and one handler, run with the
 // server's lock held; faults are chosen and limits applied under the lock,

@@ -32,6 +32,19 @@ type App struct {
 	// AgentID, if non-zero, is the app's agent id: asyncsend_v2 with another
 	// agent_id answers 40056. If zero, any agent_id is taken.
 	AgentID int64
+	// RobotCode is the code of the app's enterprise robot, the robotCode
+	// its batch sends must name. If empty, the app's Key, as DingTalk
+	// gives an app's own robot.
+	RobotCode string
+}
+
+// robotCode returns the code of the app's enterprise robot: RobotCode,
+// else Key ("" for an app with neither: it has no robot).
+func (a App) robotCode() string {
+	if a.RobotCode != "" {
+		return a.RobotCode
+	}
+	return a.Key
 }
 
 // ID returns the app's id in records: Key, else CorpID.
@@ -73,6 +86,21 @@ type Options struct {
 	SessionPaths SessionPaths
 	// Robots are the custom group robots the fake knows (AddRobot).
 	Robots []dingtalk.Robot
+	// RobotWindow is the window of a custom robot's limit: it takes
+	// dingtalk.RobotMessagesPerMinute messages in any sliding RobotWindow.
+	// It is also the window of RobotUserLimit. If zero (or negative), a
+	// minute, as DingTalk's; tests shorten it.
+	RobotWindow time.Duration
+	// RobotBlock is how long a custom robot that went over its limit is
+	// blocked. If zero (or negative), dingtalk.RobotBlock (10 minutes).
+	RobotBlock time.Duration
+	// RobotUserLimit is how many messages one user takes from one
+	// enterprise robot (robot code) in any RobotWindow; the users of a
+	// batch send over it are answered in flowControlledStaffIdList and not
+	// messaged. DingTalk flow-controls users but does not publish its
+	// figure, so the fake has none unless asked: 0 turns it off. It must
+	// not be negative.
+	RobotUserLimit int
 }
 
 func (o *Options) setDefaults() {
@@ -83,6 +111,12 @@ func (o *Options) setDefaults() {
 		o.Now = time.Now
 	}
 	o.SessionPaths = o.SessionPaths.WithDefaults()
+	if o.RobotWindow <= 0 {
+		o.RobotWindow = time.Minute
+	}
+	if o.RobotBlock <= 0 {
+		o.RobotBlock = dingtalk.RobotBlock
+	}
 }
 
 // Server is the fake DingTalk host, an http.Handler. It is safe for
@@ -130,18 +164,25 @@ type Server struct {
 
 	robots    map[string]*robot // by access token
 	robotSent []RobotSent
+	// The enterprise robots' batch sends, and what each user got from each
+	// robot code in the last RobotWindow (only with a RobotUserLimit).
+	robotBatches []RobotBatch
+	robotUsers   map[robotUser]*window
 }
 
 // New returns a fake host that knows apps. opts may be nil. It panics on an
 // App with neither Key nor CorpID, on Limits or Results that do not
-// validate, and on SessionPaths that do not start with "/", are under
-// /_fake/ or are another endpoint's.
+// validate, on SessionPaths that do not start with "/", are under
+// /_fake/ or are another endpoint's, and on a negative RobotUserLimit.
 func New(apps []App, opts *Options) *Server {
 	s := &Server{byKey: map[string]*App{}, byCorp: map[string]*App{}, robots: map[string]*robot{}}
 	if opts != nil {
 		s.opts = *opts
 	}
 	s.opts.setDefaults()
+	if s.opts.RobotUserLimit < 0 {
+		panic("fake: New: RobotUserLimit must be >= 0 (0: no flow control)")
+	}
 	if l := s.opts.Limits; l != nil {
 		if err := l.Validate(); err != nil {
 			panic("fake: New: " + err.Error())
@@ -199,8 +240,10 @@ func (s *Server) app(id string) *App {
 
 // Reset forgets every call, send, token and fault, what the limits
 // counted (an IP ban included, what each user got today, and what each
-// robot sent, its block included) and the stats, and starts task ids again from FirstTaskID, as if the server were
-// new. Apps, robots, limits and results stay.
+// robot sent, its block included, and what each user got from each
+// enterprise robot), the robots' messages and batch sends, and the stats,
+// and starts task ids again from FirstTaskID, as if the server were new.
+// Apps, robots, limits and results stay.
 func (s *Server) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -258,6 +301,8 @@ func (s *Server) defaultRoutes() map[string]route {
 		dingtalk.PathDeleteCallback:   {method: http.MethodGet, handle: s.deleteCallback},
 		dingtalk.PathCallbackFailed:   {method: http.MethodGet, handle: s.callbackFailed},
 		dingtalk.PathRobotSend:        {method: http.MethodPost, handle: s.robotSend},
+		dingtalk.PathAccessTokenV1:    {method: http.MethodPost, handle: s.accessTokenV1},
+		dingtalk.PathRobotBatchSend:   {method: http.MethodPost, handle: s.robotBatchSend},
 	}
 	s.addSessionRoutes(routes)
 	return routes
@@ -265,13 +310,19 @@ func (s *Server) defaultRoutes() map[string]route {
 
 // exchange is one call being answered.
 type exchange struct {
-	req   *http.Request
-	body  []byte
-	token string // the access_token query parameter, "" if none
+	req  *http.Request
+	body []byte
+	// token is the access token the call carries, "" if none: the
+	// access_token query parameter on the legacy host, the
+	// x-acs-dingtalk-access-token header on the new one (/v1.0/).
+	token string
 	app   string // the app the call was for, "" if unknown
 	now   time.Time
 	fault string // the fault that fired on the call, described; "" if none
 	limit string // the limit that refused the call, as Call.Limit names it
+	// hide are more values the record must not show: a new-host token
+	// request's appSecret, which travels in the body, right or wrong.
+	hide []string
 }
 
 // topAPIPrefix starts the paths whose answers carry a request_id and wrap
@@ -293,6 +344,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	body, readErr := readBody(w, r)
 	x := &exchange{req: r, body: body, token: r.URL.Query().Get("access_token")}
+	if isV1(r.URL.Path) {
+		// The new host takes the token from a header; a query's
+		// access_token means nothing to it.
+		x.token = r.Header.Get(headerTokenV1)
+	}
 
 	s.mu.Lock()
 	f := s.fireFault(r.URL.Path)
@@ -330,8 +386,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case limited:
 	case !routed && isTopAPI(r.URL.Path):
 		rp = reply{code: codeInvalidMethod, msg: "Invalid method"}
+	case !routed && isV1(r.URL.Path):
+		rp = v1NotFound()
 	case !routed:
 		rp = notFound()
+	case readErr != nil && isV1(r.URL.Path):
+		rp = v1Error(http.StatusBadRequest, codeV1InvalidParameter, readErr.Error())
 	case readErr != nil:
 		rp = reply{code: codeBadParam, msg: "参数错误: " + readErr.Error()}
 	default:
@@ -363,13 +423,18 @@ func (s *Server) finish(x *exchange, rp reply) reply {
 
 // recordUnanswered records x, a call a fault answered with rp in place of
 // its endpoint (a zero rp if it never answered), and returns rp as sent. A
-// gettoken call still counts as a fetch. It takes s.mu.
+// call to either token endpoint still counts as a fetch. It takes s.mu.
 func (s *Server) recordUnanswered(x *exchange, rp reply) reply {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.begin(x)
-	if rt, ok := s.routes[x.req.URL.Path]; ok && rt.method == x.req.Method && x.req.URL.Path == dingtalk.PathGetToken {
-		s.countFetch(x)
+	if rt, ok := s.routes[x.req.URL.Path]; ok && rt.method == x.req.Method {
+		switch x.req.URL.Path {
+		case dingtalk.PathGetToken:
+			s.countFetch(x)
+		case dingtalk.PathAccessTokenV1:
+			s.countFetchV1(x)
+		}
 	}
 	return s.finish(x, rp)
 }

@@ -662,7 +662,7 @@ func TestAddFaultValidation(t *testing.T) {
 		{name: "negative fraction", fault: fake.Fault{Code: -1, Fraction: -0.1},
 			want: "fault: fraction must be in [0, 1], got -0.1"},
 		{name: "unknown path", fault: fake.Fault{Code: -1, Path: "/gettokn"},
-			want: `fault: path "/gettokn" is not an endpoint of the fake (want one of /call_back/delete_call_back, /call_back/get_call_back, /call_back/get_call_back_failed_result, /call_back/register_call_back, /call_back/update_call_back, /gettoken, /robot/send, /topapi/message/corpconversation/asyncsend_v2, /topapi/message/corpconversation/getsendprogress, /topapi/message/corpconversation/getsendresult, /topapi/message/corpconversation/recall, /topapi/v2/im/close_session, /topapi/v2/im/create_session, /topapi/v2/user/getsession, or empty for all)`},
+			want: `fault: path "/gettokn" is not an endpoint of the fake (want one of /call_back/delete_call_back, /call_back/get_call_back, /call_back/get_call_back_failed_result, /call_back/register_call_back, /call_back/update_call_back, /gettoken, /robot/send, /topapi/message/corpconversation/asyncsend_v2, /topapi/message/corpconversation/getsendprogress, /topapi/message/corpconversation/getsendresult, /topapi/message/corpconversation/recall, /topapi/v2/im/close_session, /topapi/v2/im/create_session, /topapi/v2/user/getsession, /v1.0/oauth2/accessToken, /v1.0/robot/oToMessages/batchSend, or empty for all)`},
 		{name: "admin path", fault: fake.Fault{Code: -1, Path: fake.PathAdminStats},
 			want: `fault: path "/_fake/stats" is not an endpoint of the fake`},
 	}

@@ -16,10 +16,12 @@ import (
 type Limits struct {
 	// CallsPerSecond caps calls per app per API (endpoint path) in any
 	// sliding 1-second window (t-1s, t]. A call over it answers errcode
-	// 90018 (HTTP 200, "接口调用超过限流，请降低调用频率") and has no effect.
-	// gettoken is exempt, and so are calls whose app is unknown (no token
-	// the fake issued). Every call to an endpoint counts, whatever its
-	// answer, but for the ones this limit refused.
+	// 90018 (HTTP 200, "接口调用超过限流，请降低调用频率"), or on the new host
+	// (/v1.0/) HTTP 403 Forbidden.AccessDenied.QpsLimitForAppkeyAndApi, and
+	// has no effect. The token endpoints (gettoken and
+	// /v1.0/oauth2/accessToken) are exempt, and so are calls whose app is
+	// unknown (no token the fake issued). Every call to an endpoint counts,
+	// whatever its answer, but for the ones this limit refused.
 	CallsPerSecond int `json:"calls_per_second"`
 	// RecipientsPerMinute caps the recipients (userid_list ids plus
 	// dept_id_list ids, each department counting as 1, and to_all_user as 1)
@@ -116,7 +118,7 @@ type apiKey struct{ app, path string }
 
 // limit applies the call limits to x before its endpoint answers it: the
 // per-IP rule to every call, the per-app-per-API rule to a call of an
-// endpoint (routed; gettoken aside) whose app is known. A call over a limit
+// endpoint (routed; the token endpoints aside) whose app is known. A call over a limit
 // gets its answer and true, and is not counted; any other call is counted
 // and gets false. s.mu is held.
 func (s *Server) limit(x *exchange, routed bool) (reply, bool) {
@@ -137,11 +139,15 @@ func (s *Server) limit(x *exchange, routed bool) (reply, bool) {
 		s.ipCalls.add(x.now, 1)
 	}
 	path := x.req.URL.Path
-	if l.CallsPerSecond > 0 && routed && path != dingtalk.PathGetToken && x.app != "" {
+	tokenPath := path == dingtalk.PathGetToken || path == dingtalk.PathAccessTokenV1
+	if l.CallsPerSecond > 0 && routed && !tokenPath && x.app != "" {
 		w := windowOf(s.apiCalls, apiKey{x.app, path}, perSecondSpan)
 		if w.total(x.now) >= l.CallsPerSecond {
 			s.throttled++
 			x.limit = limitCallsPerSecond
+			if isV1(path) {
+				return v1Throttled(), true
+			}
 			return reply{code: codeThrottled, msg: codeMessage(codeThrottled)}, true
 		}
 		w.add(x.now, 1)

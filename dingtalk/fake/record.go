@@ -18,14 +18,18 @@ type Call struct {
 	// travel).
 	Path string `json:"path"`
 	// App is the app key (or corp id) the call was for: named by the
-	// gettoken query, or owning the access token used; "" if unknown.
+	// gettoken query or the new host's token request, or owning the
+	// access token used; "" if unknown.
 	App string `json:"app"`
 	// ErrCode is the errcode the fake answered; 0 is ok, and also what a
-	// call answered without an errcode (a fault's HTTP status or IP ban) or
-	// never answered records.
+	// call answered without an errcode (a fault's HTTP status or IP ban, or
+	// any answer of the new host) or never answered records.
 	ErrCode int `json:"errcode"`
 	// Status is the answer's HTTP status when it was not 200.
 	Status int `json:"status,omitempty"`
+	// Code is the new host's error code, as in "InvalidAuthentication",
+	// when a call to a /v1.0/ path was refused with one; "" otherwise.
+	Code string `json:"code,omitempty"`
 	// Fault describes the fault that fired on the call, as [Fault.String]
 	// does ("code 90018", "status 500", "ip_ban", "hang", "latency 200ms");
 	// "" if none did. A call whose client gave up during a latency has
@@ -91,9 +95,10 @@ func (s *Server) record(x *exchange, rp reply) {
 		App:     x.app,
 		ErrCode: rp.code,
 		Status:  status,
+		Code:    rp.errorCode,
 		Fault:   x.fault,
 		Limit:   x.limit,
-		Body:    s.redact(x.body, x.token),
+		Body:    s.redact(x.body, append([]string{x.token}, x.hide...)...),
 	})
 }
 
@@ -163,7 +168,7 @@ func (s *Server) redact(body []byte, extra ...string) json.RawMessage {
 }
 
 // secrets lists every value that must never be shown: app secrets, tokens
-// and extra. s.mu is held.
+// and extra, longest first. s.mu is held.
 func (s *Server) secrets(extra ...string) []string {
 	var out []string
 	add := func(v string) {
@@ -185,6 +190,9 @@ func (s *Server) secrets(extra ...string) []string {
 	for _, v := range extra {
 		add(v)
 	}
+	// Longest first: a secret that starts another must not be replaced
+	// first and leave the other's tail showing.
+	slices.SortFunc(out, func(a, b string) int { return len(b) - len(a) })
 	return out
 }
 

@@ -54,6 +54,9 @@ type reply struct {
 	text bool
 	// contentType, if set, is body's Content-Type, text or not.
 	contentType string
+	// errorCode is the new host's error code of body, as in
+	// "InvalidAuthentication", for the record; "" if none.
+	errorCode string
 }
 
 func okReply(fields ...field) reply { return reply{code: codeOK, msg: "ok", fields: fields} }

@@ -72,8 +72,8 @@ func (s *Server) countFetch(x *exchange) {
 
 // Revoke makes the current token of the app whose Key or CorpID is appID
 // invalid at once: using it answers as an unknown or expired token does
-// (topapi errcode 88, sub_code "40014"), and the next gettoken issues a new
-// token. It reports false if the app is unknown or has no valid token.
+// (topapi errcode 88, sub_code "40014"; the new host's HTTP 400
+// InvalidAuthentication), and the next gettoken issues a new token. It reports false if the app is unknown or has no valid token.
 func (s *Server) Revoke(appID string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
