@@ -263,7 +263,7 @@ func TestRecipientsQuery(t *testing.T) {
 	}{
 		{"missing status", "", 400, "status"},
 		{"empty status", "?status=", 400, "status"},
-		{"unknown status", "?status=delivered", 400, "status"},
+		{"unknown status", "?status=received", 400, "status"},
 		{"limit 0", "?status=read&limit=0", 400, "limit"},
 		{"limit over the max", "?status=read&limit=10001", 400, "limit"},
 		{"limit not a number", "?status=read&limit=x", 400, "limit"},

@@ -37,6 +37,11 @@ const (
 // KindBroadcast is the kind of a broadcast's record.
 const KindBroadcast = "broadcast"
 
+// KindRobot is the kind of the record of a custom group robot's message.
+// (An enterprise robot's one-to-one message is a broadcast whose Robot is
+// set.)
+const KindRobot = "robot"
+
 // Recipient results: the lists a broadcast's recipients end in, by what
 // DingTalk's getsendresult said of them, or why they were never sent.
 const (
@@ -45,7 +50,10 @@ const (
 	ResultFailed    = "failed"    // DingTalk failed to deliver
 	ResultRead      = "read"
 	ResultUnread    = "unread"
-	ResultUnknown   = "unknown"  // accepted, but DingTalk gave no result in time
+	ResultUnknown   = "unknown" // accepted, but DingTalk gave no result in time
+	// ResultDelivered: an enterprise robot messaged the user one to one;
+	// DingTalk's answer says nothing of reading.
+	ResultDelivered = "delivered"
 	ResultRejected  = "rejected" // its batch was refused by DingTalk (failed)
 	ResultCanceled  = "canceled" // its batch was canceled before it was sent
 )
@@ -53,11 +61,12 @@ const (
 // RecipientResults lists every recipient result, in the order they are
 // shown.
 var RecipientResults = []string{ResultInvalid, ResultForbidden, ResultFailed, ResultRead,
-	ResultUnread, ResultUnknown, ResultRejected, ResultCanceled}
+	ResultUnread, ResultDelivered, ResultUnknown, ResultRejected, ResultCanceled}
 
-// resultLists are the results getsendresult fills, in the order
-// recordResultsScript takes them.
-var resultLists = []string{ResultInvalid, ResultForbidden, ResultFailed, ResultRead, ResultUnread, ResultUnknown}
+// resultLists are the results getsendresult (or a robot's batch send)
+// fills, in the order recordResultsScript takes them.
+var resultLists = []string{ResultInvalid, ResultForbidden, ResultFailed, ResultRead, ResultUnread, ResultUnknown,
+	ResultDelivered}
 
 // Broadcast is what a broadcast's record adds to an Outcome.
 type Broadcast struct {
@@ -102,8 +111,8 @@ type RecipientCounts struct {
 
 // ResultCounts counts what getsendresult said of the accepted recipients,
 // once each batch's results are in. Accepted = Invalid + Forbidden total +
-// Failed + Read + Unread + Unknown + Resent + the recipients of the
-// PendingBatches.
+// Failed + Read + Unread + Delivered + Unknown + Resent + the recipients
+// of the PendingBatches.
 type ResultCounts struct {
 	// PendingBatches are accepted batches whose results are not in yet.
 	PendingBatches int `json:"pending_batches"`
@@ -118,6 +127,9 @@ type ResultCounts struct {
 	// Unknown: accepted recipients DingTalk named in no list, or whose
 	// results could not be had within its 24 hours.
 	Unknown int `json:"unknown"`
+	// Delivered: users an enterprise robot messaged one to one (its batch
+	// send tells no more).
+	Delivered int `json:"delivered,omitempty"`
 }
 
 // ForbiddenTotal sums Forbidden.
@@ -270,8 +282,8 @@ func (s *Store) EndBatch(ctx context.Context, id, batch string, e BatchEnd) (boo
 // BatchResults are what getsendresult said of an accepted batch's
 // recipients. Forbidden maps each dropped recipient to DingTalk's code.
 type BatchResults struct {
-	Invalid, Failed, Read, Unread, Unknown []string
-	Forbidden                              []Forbidden
+	Invalid, Failed, Read, Unread, Unknown, Delivered []string
+	Forbidden                                         []Forbidden
 	// Resend, if not empty, names a new batch that sends ResendCount
 	// recipients again (those only the per-minute limits dropped); the
 	// caller enqueues its task after RecordResults.
@@ -305,7 +317,7 @@ func (s *Store) RecordResults(ctx context.Context, id, batch string, r BatchResu
 	for i, f := range r.Forbidden {
 		forbidden[i] = f.Code + ":" + f.UserID
 	}
-	lists := [][]string{r.Invalid, forbidden, r.Failed, r.Read, r.Unread, r.Unknown}
+	lists := [][]string{r.Invalid, forbidden, r.Failed, r.Read, r.Unread, r.Unknown, r.Delivered}
 	args := []any{s.now().UnixMilli(), s.retention.Milliseconds(), batch, r.Resend, r.ResendCount}
 	for _, l := range lists {
 		args = append(args, len(l))
@@ -607,7 +619,7 @@ func broadcastOf(m map[string]string) *Broadcast {
 			Resent: atoi(m["r_resent"])},
 		Results: ResultCounts{PendingBatches: atoi(m["res_pending"]), Invalid: atoi(m["res_invalid"]),
 			Failed: atoi(m["res_failed"]), Read: atoi(m["res_read"]), Unread: atoi(m["res_unread"]),
-			Unknown: atoi(m["res_unknown"]), Forbidden: map[string]int{}},
+			Unknown: atoi(m["res_unknown"]), Delivered: atoi(m["res_delivered"]), Forbidden: map[string]int{}},
 		FinishedAt: millis(m["finished_at"]),
 		CanceledAt: millis(m["canceled_at"]),
 	}
@@ -723,20 +735,20 @@ return 'ok'`)
 
 // recordResultsScript: KEYS record, results, batches, then the lists of
 // resultLists; ARGV now, retention, batch, resend batch or ”, resend
-// count, the six lists' lengths, claimant or ”, then the lists' items.
+// count, the seven lists' lengths, claimant or ”, then the lists' items.
 // The results hash holds, by batch, the claimant that recorded its
 // results, or when.
 var recordResultsScript = redis.NewScript(luaBroadcast + `
 if redis.call('HGET', KEYS[3], ARGV[3]) ~= 'S' then return -1 end
-local mark = ARGV[12]
+local mark = ARGV[13]
 if mark == '' then mark = ARGV[1] end
 if redis.call('HSETNX', KEYS[2], ARGV[3], mark) == 0 then
-  if ARGV[12] ~= '' and redis.call('HGET', KEYS[2], ARGV[3]) == ARGV[12] then return 1 end
+  if ARGV[13] ~= '' and redis.call('HGET', KEYS[2], ARGV[3]) == ARGV[13] then return 1 end
   return 0
 end
-local names = {'invalid', 'forbidden', 'failed', 'read', 'unread', 'unknown'}
-local i = 13
-for k = 1, 6 do
+local names = {'invalid', 'forbidden', 'failed', 'read', 'unread', 'unknown', 'delivered'}
+local i = 14
+for k = 1, 7 do
   local n = tonumber(ARGV[5 + k])
   if n > 0 then
     pushall(KEYS[3 + k], i, i + n - 1)

@@ -293,8 +293,9 @@ func TestRecordResults(t *testing.T) {
 		Failed:      []string{"u5"},
 		Read:        []string{"u6", "u7", "u8"},
 		Unread:      []string{"u9", "u10", "u11", "u12"},
-		Unknown:     ids("u", 90)[13:], // named in no list: u13…u89
-		Resend:      "0r",              // u90…u99
+		Unknown:     ids("u", 88)[13:], // named in no list: u13…u87
+		Delivered:   []string{"u88", "u89"},
+		Resend:      "0r", // u90…u99
 		ResendCount: 10,
 	}
 	record(t, s, id, "0", res, true)
@@ -302,7 +303,7 @@ func TestRecordResults(t *testing.T) {
 	b := first.Broadcast
 
 	wantResults := outcome.ResultCounts{Invalid: 2, Forbidden: map[string]int{"143105": 2, "143106": 1},
-		Failed: 1, Read: 3, Unread: 4, Unknown: 77}
+		Failed: 1, Read: 3, Unread: 4, Unknown: 75, Delivered: 2}
 	if !reflect.DeepEqual(b.Results, wantResults) {
 		t.Errorf("Results: got %+v, want %+v", b.Results, wantResults)
 	}
@@ -332,6 +333,7 @@ func TestRecordResults(t *testing.T) {
 		{outcome.ResultRead, res.Read},
 		{outcome.ResultUnread, res.Unread},
 		{outcome.ResultUnknown, res.Unknown},
+		{outcome.ResultDelivered, res.Delivered},
 	}
 	for _, l := range lists {
 		if got := recipients(t, s, id, l.result); !slices.Equal(got, l.want) {
@@ -380,7 +382,7 @@ func TestRecordResults(t *testing.T) {
 	}
 	// Accepted = results + resent.
 	r := o.Broadcast.Results
-	sum := r.Invalid + r.ForbiddenTotal() + r.Failed + r.Read + r.Unread + r.Unknown + o.Broadcast.Recipients.Resent
+	sum := r.Invalid + r.ForbiddenTotal() + r.Failed + r.Read + r.Unread + r.Delivered + r.Unknown + o.Broadcast.Recipients.Resent
 	if sum != o.Broadcast.Recipients.Accepted {
 		t.Errorf("results + resent: got %d, want Accepted %d", sum, o.Broadcast.Recipients.Accepted)
 	}
@@ -947,7 +949,7 @@ func TestBroadcastRetention(t *testing.T) {
 	step()
 	record(t, s, id, "0", outcome.BatchResults{Invalid: []string{"u0"}, Forbidden: []outcome.Forbidden{{UserID: "u1", Code: "143105"}},
 		Failed: []string{"u2"}, Read: []string{"u3"}, Unread: []string{"u4"}, Unknown: []string{"u5"},
-		Resend: "0r", ResendCount: 2}, true)
+		Delivered: []string{"u8"}, Resend: "0r", ResendCount: 2}, true)
 	step()
 	begin(t, s, id, "1", ids("v", 100), "", outcome.BatchGo)
 	end(t, s, id, "1", outcome.BatchEnd{To: outcome.StatusFailed, Recipients: ids("v", 100),

@@ -37,8 +37,12 @@ type Outcome struct {
 	ID string `json:"id"`
 	// Kind is empty for a message, "broadcast" for a broadcast, and the
 	// action of other tasks ("session.create"…).
-	Kind   string `json:"kind,omitempty"`
-	App    string `json:"app"`
+	Kind string `json:"kind,omitempty"`
+	// App is the app that sends the message; empty for a custom group
+	// robot's.
+	App string `json:"app"`
+	// Robot names the robot that sends the message, if a robot does.
+	Robot  string `json:"robot,omitempty"`
 	Status Status `json:"status"`
 	// TaskID is DingTalk's task_id, once it accepted the message.
 	TaskID int64 `json:"task_id,omitempty"`

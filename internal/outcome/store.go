@@ -102,6 +102,12 @@ func (s *Store) create(ctx context.Context, o *Outcome, fingerprint string, extr
 	if !o.SendAt.IsZero() {
 		args = append(args, fieldSendAt, o.SendAt.UnixMilli())
 	}
+	if o.Robot != "" {
+		args = append(args, fieldRobot, o.Robot)
+	}
+	if o.Kind != "" {
+		args = append(args, fieldKind, o.Kind)
+	}
 	args = append(args, extra...)
 	n, err := createScript.Run(ctx, s.rdb, []string{s.keys.Outcome(o.ID)}, args...).Int()
 	if err != nil {
@@ -155,6 +161,7 @@ func (s *Store) Get(ctx context.Context, id string) (*Outcome, error) {
 	o := &Outcome{
 		ID:         id,
 		App:        m[fieldApp],
+		Robot:      m[fieldRobot],
 		Status:     Status(m[fieldStatus]),
 		RequestID:  m[fieldRequestID],
 		Attempts:   atoi(m[fieldAttempts]),
@@ -355,6 +362,7 @@ const (
 	fieldFingerprint = "fingerprint"
 	fieldResult      = "result"
 	fieldKind        = "kind"
+	fieldRobot       = "robot"
 	fieldErrCode     = "err_code"
 	fieldErrSubCode  = "err_sub_code"
 	fieldErrClass    = "err_class"

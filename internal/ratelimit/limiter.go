@@ -281,3 +281,28 @@ if ttl < tonumber(ARGV[1]) then
 end
 return 0`, []string{l.keys.Pause()}, ms).Err()
 }
+
+// holdScript pushes the GCRA state KEYS[1] of a calls limit to ARGV[1] µs
+// from now, unless it is further already.
+var holdScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local want = now + tonumber(ARGV[1])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if want > tat then
+	redis.call('SET', KEYS[1], string.format('%.0f', want), 'PX', math.floor(tonumber(ARGV[1]) / 1000) + 1000)
+end
+return 0`)
+
+// Hold keeps the calls of req.App to req.API from the whole fleet waiting
+// for d: DingTalk blocked them for that long (a custom robot that sent too
+// fast is blocked for 10 minutes). A longer hold already set stays.
+func (l *Limiter) Hold(ctx context.Context, req Request, d time.Duration) error {
+	if d <= 0 || !req.Calls.On() {
+		return nil
+	}
+	if err := holdScript.Run(ctx, l.rdb, []string{l.keys.Calls(req.App, req.API)}, d.Microseconds()).Err(); err != nil {
+		return fmt.Errorf("ratelimit: %w", err)
+	}
+	return nil
+}

@@ -312,3 +312,47 @@ func testConcurrent(t *testing.T, rdb redis.UniversalClient) {
 		t.Errorf("slots: got %d, want %d", got, want)
 	}
 }
+
+// TestRobotMinuteAndHold: a custom robot's 20 a minute never puts 21 in
+// any minute, and Hold keeps its calls waiting for the block, without
+// shortening a longer hold or touching other webhooks.
+func TestRobotMinuteAndHold(t *testing.T) {
+	l, mr, now := setup(t)
+	robot := ratelimit.Limit{N: 20, Per: time.Minute}
+	hookA := ratelimit.Request{App: "robot.alerts.0", API: "/robot/send", Calls: robot}
+	hookB := ratelimit.Request{App: "robot.alerts.1", API: "/robot/send", Calls: robot}
+	var at []time.Duration
+	var cost []int
+	for range 60 {
+		d := reserve(t, l, hookA, time.Hour)
+		if !d.Allowed {
+			t.Fatalf("denied with an hour's wait: %+v", d)
+		}
+		at, cost = append(at, d.Wait), append(cost, 1)
+	}
+	if got := maxInWindow(at, cost, time.Minute); got > 20 {
+		t.Errorf("most in any minute: got %d, want at most 20", got)
+	}
+	if last := at[len(at)-1]; last < 2*time.Minute+30*time.Second {
+		t.Errorf("60 messages reserved within %s, want about three minutes", last)
+	}
+
+	// A fresh webhook, held for 10 minutes: its next slot is 10 minutes off;
+	// a shorter hold after it changes nothing; the other webhook is free.
+	*now = now.Add(time.Hour)
+	mr.SetTime(*now)
+	hookC := ratelimit.Request{App: "robot.pair.0", API: "/robot/send", Calls: robot}
+	ctx := context.Background()
+	if err := l.Hold(ctx, hookC, 10*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Hold(ctx, hookC, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if d := reserve(t, l, hookC, time.Second); d.Allowed || d.Wait < 10*time.Minute-time.Second || d.Limit != ratelimit.LimitCalls {
+		t.Errorf("held webhook: %+v, want denied for about 10m by calls", d)
+	}
+	if d := reserve(t, l, hookB, 0); !d.Allowed || d.Wait > 0 {
+		t.Errorf("other webhook: %+v, want allowed now", d)
+	}
+}
