@@ -52,6 +52,10 @@ type TerminalError = outcome.TerminalError
 // accepted.
 var ErrNothingToRecall = errors.New("producer: DingTalk accepted nothing of this message to recall")
 
+// ErrRobotRecall is returned by Recall for a robot's message: dingq
+// recalls work notifications only.
+var ErrRobotRecall = errors.New("producer: a robot's message cannot be recalled")
+
 // Broadcast is what a broadcast's outcome adds.
 type Broadcast = outcome.Broadcast
 
@@ -108,42 +112,62 @@ func dedupe(ids []string) ([]string, int) {
 }
 
 // batchPlan splits a broadcast's recipients into its batches: users by
-// 100, then departments by 20.
+// perBatch (100 for work notifications, 20 for an enterprise robot), then
+// departments by 20.
 type batchPlan struct {
 	users, depts []string
+	perBatch     int
 }
 
 func (b batchPlan) count() int {
-	return (len(b.users)+dingtalk.MaxUserIDs-1)/dingtalk.MaxUserIDs + (len(b.depts)+dingtalk.MaxDeptIDs-1)/dingtalk.MaxDeptIDs
+	return (len(b.users)+b.perBatch-1)/b.perBatch + (len(b.depts)+dingtalk.MaxDeptIDs-1)/dingtalk.MaxDeptIDs
 }
 
 // batch returns batch i's users and departments.
 func (b batchPlan) batch(i int) (users, depts []string) {
-	nu := (len(b.users) + dingtalk.MaxUserIDs - 1) / dingtalk.MaxUserIDs
+	nu := (len(b.users) + b.perBatch - 1) / b.perBatch
 	if i < nu {
-		return b.users[i*dingtalk.MaxUserIDs : min((i+1)*dingtalk.MaxUserIDs, len(b.users))], nil
+		return b.users[i*b.perBatch : min((i+1)*b.perBatch, len(b.users))], nil
 	}
 	i -= nu
 	return nil, b.depts[i*dingtalk.MaxDeptIDs : min((i+1)*dingtalk.MaxDeptIDs, len(b.depts))]
+}
+
+// fanOut is a message sent in batches: what every batch shares, and how
+// the message is accepted.
+type fanOut struct {
+	// shared holds App, Msg or Robot and RobotMsg, and Priority: what each
+	// batch's payload shares.
+	shared BatchPayload
+	sendAt time.Time
+	// idemScope and idemKey are the idempotency key and the scope it is
+	// unique in (the app, or the robot).
+	idemScope, idemKey string
 }
 
 func (p *Producer) broadcast(ctx context.Context, m *Message, users, depts []string, dups int, o enqueueOptions) (*Accepted, error) {
 	if m.ToAllUser {
 		return nil, &dingtalk.ValidationError{Field: "to_all_user", Reason: "cannot be combined with more than 100 user ids or 20 department ids"}
 	}
-	plan := batchPlan{users: users, depts: depts}
-	acc := &Accepted{Status: StatusQueued, Recipients: len(users) + len(depts), Duplicates: dups, Batches: plan.count()}
+	f := fanOut{shared: BatchPayload{App: m.App, Msg: m.Msg, Priority: m.Priority}, sendAt: m.SendAt,
+		idemScope: m.App, idemKey: m.IdempotencyKey}
+	return p.fanOut(ctx, f, batchPlan{users: users, depts: depts, perBatch: dingtalk.MaxUserIDs}, dups, o)
+}
+
+// fanOut records and enqueues message f in the batches of plan.
+func (p *Producer) fanOut(ctx context.Context, f fanOut, plan batchPlan, dups int, o enqueueOptions) (*Accepted, error) {
+	acc := &Accepted{Status: StatusQueued, Recipients: len(plan.users) + len(plan.depts), Duplicates: dups, Batches: plan.count()}
 	var fp string
-	if m.IdempotencyKey != "" {
-		fp = broadcastFingerprint(m, plan)
+	if f.idemKey != "" {
+		fp = broadcastFingerprint(&f, plan)
 	}
 	id, err := newID()
 	if err != nil {
 		return nil, err
 	}
-	if m.IdempotencyKey != "" {
+	if f.idemKey != "" {
 		var existed bool
-		if id, existed, err = p.store.Reserve(ctx, m.App, m.IdempotencyKey, id); err != nil {
+		if id, existed, err = p.store.Reserve(ctx, f.idemScope, f.idemKey, id); err != nil {
 			return nil, err
 		}
 		if existed {
@@ -158,15 +182,15 @@ func (p *Producer) broadcast(ctx context.Context, m *Message, users, depts []str
 		}
 	}
 	acc.ID = id
-	rec := &outcome.Outcome{ID: id, App: m.App, Recipients: acc.Recipients, SendAt: m.SendAt}
+	rec := &outcome.Outcome{ID: id, App: f.shared.App, Robot: f.shared.Robot, Recipients: acc.Recipients, SendAt: f.sendAt}
 	if _, err := p.store.CreateBroadcast(ctx, rec, fp, acc.Batches, dups); err != nil {
 		return nil, err
 	}
 	if done, err := p.store.Enqueued(ctx, id); err != nil || done {
 		return acc, err
 	}
-	if queued, err := p.enqueueBatches(ctx, id, m, plan, o.progress); err != nil {
-		if m.IdempotencyKey == "" {
+	if queued, err := p.enqueueBatches(ctx, id, &f, plan, o.progress); err != nil {
+		if f.idemKey == "" {
 			// Nobody can retry this one: cancel it, so the record tells the
 			// truth and finishes: the batches queued cancel themselves, the
 			// others are canceled here, and a worker counts those.
@@ -178,7 +202,7 @@ func (p *Producer) broadcast(ctx context.Context, m *Message, users, depts []str
 						_, _ = p.store.CancelBatch(bg, id, strconv.Itoa(i), append(slices.Clone(users), depts...))
 					}
 				}
-				_ = p.enqueueCanceled(bg, id, m.App)
+				_ = p.enqueueCanceled(bg, id, f.shared.App)
 			}
 		}
 		return nil, err
@@ -189,7 +213,7 @@ func (p *Producer) broadcast(ctx context.Context, m *Message, users, depts []str
 // enqueueBatches enqueues every batch of plan, enqueueWorkers at a time,
 // and says which it queued. A batch whose task exists already (a repeated
 // idempotency key) is not enqueued twice.
-func (p *Producer) enqueueBatches(ctx context.Context, id string, m *Message, plan batchPlan, progress func(done, total int)) ([]bool, error) {
+func (p *Producer) enqueueBatches(ctx context.Context, id string, f *fanOut, plan batchPlan, progress func(done, total int)) ([]bool, error) {
 	total := plan.count()
 	queued := make([]bool, total)
 	var next, done atomic.Int64
@@ -199,7 +223,7 @@ func (p *Producer) enqueueBatches(ctx context.Context, id string, m *Message, pl
 	defer cancel()
 	var opts []asynq.Option
 	opts = append(opts, asynq.MaxRetry(p.maxRetry))
-	if at, ok := p.processAt(m.SendAt); ok {
+	if at, ok := p.processAt(f.sendAt); ok {
 		opts = append(opts, asynq.ProcessAt(at))
 	}
 	var wg sync.WaitGroup
@@ -211,9 +235,9 @@ func (p *Producer) enqueueBatches(ctx context.Context, id string, m *Message, pl
 					return
 				}
 				users, depts := plan.batch(i)
-				bp := &BatchPayload{ID: id, Batch: strconv.Itoa(i), App: m.App, UserIDs: users, DeptIDs: depts,
-					Msg: m.Msg, Priority: m.Priority}
-				err := p.enqueueBatch(ctx, bp, opts...)
+				bp := f.shared // the shared parts, copied
+				bp.ID, bp.Batch, bp.UserIDs, bp.DeptIDs = id, strconv.Itoa(i), users, depts
+				err := p.enqueueBatch(ctx, &bp, opts...)
 				if err != nil {
 					once.Do(func() { firstErr = err; cancel() })
 					return
@@ -256,10 +280,14 @@ func (p *Producer) processAt(sendAt time.Time) (time.Time, bool) {
 
 // broadcastFingerprint hashes what a broadcast sends, without building its
 // whole JSON.
-func broadcastFingerprint(m *Message, plan batchPlan) string {
+func broadcastFingerprint(f *fanOut, plan batchPlan) string {
 	h := sha256.New()
-	msg, _ := json.Marshal(m.Msg)
-	fmt.Fprintf(h, "%s\x00%s\x00%d\x00", m.App, msg, m.SendAt.UnixMilli())
+	msg, _ := json.Marshal(f.shared.Msg)
+	if f.shared.Robot != "" {
+		msg, _ = json.Marshal(f.shared.RobotMsg)
+		fmt.Fprintf(h, "robot %s\x00", f.shared.Robot)
+	}
+	fmt.Fprintf(h, "%s\x00%s\x00%d\x00", f.shared.App, msg, f.sendAt.UnixMilli())
 	for _, l := range [][]string{plan.users, plan.depts} {
 		for _, id := range l {
 			h.Write([]byte(id))
@@ -347,6 +375,9 @@ func (p *Producer) Recall(ctx context.Context, id string) (*Outcome, error) {
 	o, err := p.store.Get(ctx, id)
 	if err != nil {
 		return nil, err
+	}
+	if o.Robot != "" {
+		return nil, ErrRobotRecall
 	}
 	if (o.Broadcast == nil && o.TaskID == 0) || (o.Broadcast != nil && o.Broadcast.Batches.Sent == 0) {
 		return nil, ErrNothingToRecall

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"time"
@@ -110,11 +111,17 @@ func (m *Message) Validate() error {
 		}
 		return err
 	}
-	if _, ok := m.Priority.Queue(); !ok {
+	return validateOptions(m.Priority, m.IdempotencyKey)
+}
+
+// validateOptions checks what every kind of message may add: its lane and
+// its idempotency key.
+func validateOptions(prio Priority, key string) error {
+	if _, ok := prio.Queue(); !ok {
 		return &dingtalk.ValidationError{Field: "priority",
-			Reason: fmt.Sprintf("unknown priority %q: critical, default or bulk", m.Priority)}
+			Reason: fmt.Sprintf("unknown priority %q: critical, default or bulk", prio)}
 	}
-	if k := m.IdempotencyKey; k != "" && (len(k) > MaxIdempotencyKeyLen || !idempotencyKeyRE.MatchString(k)) {
+	if key != "" && (len(key) > MaxIdempotencyKeyLen || !idempotencyKeyRE.MatchString(key)) {
 		return &dingtalk.ValidationError{Field: "idempotency_key",
 			Reason: fmt.Sprintf("at most %d printable ASCII characters without spaces", MaxIdempotencyKeyLen)}
 	}
@@ -147,6 +154,8 @@ type Config struct {
 	// CoalesceApps lists the apps whose messages coalesce as if each set
 	// Message.Coalesce.
 	CoalesceApps []string
+	// Robots are the robots SendRobot accepts, by name; it refuses others.
+	Robots map[string]Robot
 }
 
 // Producer hands messages to dingq. It is safe for concurrent use.
@@ -159,6 +168,7 @@ type Producer struct {
 	maxRecipients int
 	cancelWait    time.Duration
 	coalesceApps  []string
+	robots        map[string]Robot
 	now           func() time.Time
 }
 
@@ -191,6 +201,7 @@ func New(cfg Config) (*Producer, error) {
 		maxRecipients: cfg.MaxRecipients,
 		cancelWait:    cfg.CancelWait,
 		coalesceApps:  slices.Clone(cfg.CoalesceApps),
+		robots:        maps.Clone(cfg.Robots),
 		now:           time.Now,
 	}, nil
 }
@@ -291,34 +302,45 @@ func (p *Producer) sendOne(ctx context.Context, m *Message, payload *MessageSend
 			return "", err
 		}
 	}
+	rec := &outcome.Outcome{App: m.App, Recipients: len(payload.UserIDs) + len(payload.DeptIDs), SendAt: m.SendAt}
+	return p.acceptOne(ctx, rec, m.App, m.IdempotencyKey, fp, func(ctx context.Context, id string) error {
+		payload.ID = id
+		return p.enqueue(ctx, payload, m.SendAt, m.Priority, group)
+	})
+}
+
+// acceptOne records rec (its ID set here) and enqueues its one task with
+// enqueue. An idempotency key (unique within scope) already used returns
+// the first id, and enqueues only if the first call was cut short before
+// its task reached the queue; fp tells the same message from another.
+func (p *Producer) acceptOne(ctx context.Context, rec *outcome.Outcome, scope, key, fp string, enqueue func(ctx context.Context, id string) error) (string, error) {
 	id, err := newID()
 	if err != nil {
 		return "", err
 	}
-	if m.IdempotencyKey != "" {
+	if key != "" {
 		var existed bool
-		id, existed, err = p.store.Reserve(ctx, m.App, m.IdempotencyKey, id)
+		id, existed, err = p.store.Reserve(ctx, scope, key, id)
 		if err != nil {
 			return "", err
 		}
 		if existed {
-			return p.resume(ctx, id, fp, payload, m.SendAt, m.Priority, group)
+			return p.resume(ctx, id, fp, rec, enqueue)
 		}
 	}
-	payload.ID = id
-	rec := &outcome.Outcome{ID: id, App: m.App, Recipients: len(payload.UserIDs) + len(payload.DeptIDs), SendAt: m.SendAt}
+	rec.ID = id
 	if _, err := p.store.Create(ctx, rec, fp); err != nil {
 		return "", err
 	}
-	if err := p.enqueue(ctx, payload, m.SendAt, m.Priority, group); err != nil {
-		if m.IdempotencyKey == "" {
+	if err := enqueue(ctx, id); err != nil {
+		if key == "" {
 			// Nobody can ask for this id again: don't leave a record that
 			// says queued for a message that is not.
 			_ = p.store.Delete(context.WithoutCancel(ctx), id)
 		}
 		return "", err
 	}
-	if m.IdempotencyKey != "" {
+	if key != "" {
 		// A repeated key must not queue it again once its task is in the
 		// queue: a coalesced task loses its id when asynq merges it, so the
 		// id alone cannot refuse a second one.
@@ -330,20 +352,19 @@ func (p *Producer) sendOne(ctx context.Context, m *Message, payload *MessageSend
 }
 
 // resume handles a repeated idempotency key: the same message gets its
-// first id back, and is enqueued only if the first Send was cut short
+// first id back, and is enqueued only if the first call was cut short
 // before its task reached the queue.
-func (p *Producer) resume(ctx context.Context, id, fp string, payload *MessageSendPayload, sendAt time.Time, prio Priority, group string) (string, error) {
+func (p *Producer) resume(ctx context.Context, id, fp string, rec *outcome.Outcome, enqueue func(ctx context.Context, id string) error) (string, error) {
 	prev, err := p.store.Fingerprint(ctx, id)
 	switch {
 	case errors.Is(err, outcome.ErrNotFound):
-		// The first Send reserved the key and stopped before recording.
+		// The first call reserved the key and stopped before recording.
 	case err != nil:
 		return "", err
 	case prev != fp:
 		return "", ErrIdempotencyConflict
 	}
-	payload.ID = id
-	rec := &outcome.Outcome{ID: id, App: payload.App, Recipients: len(payload.UserIDs) + len(payload.DeptIDs), SendAt: sendAt}
+	rec.ID = id
 	if _, err := p.store.Create(ctx, rec, fp); err != nil {
 		return "", err
 	}
@@ -358,10 +379,10 @@ func (p *Producer) resume(ctx context.Context, id, fp string, payload *MessageSe
 	if done, err := p.store.Enqueued(ctx, id); err != nil || done {
 		return id, err
 	}
-	// Queued and not marked enqueued: the first Send stopped before (or
+	// Queued and not marked enqueued: the first call stopped before (or
 	// just after) enqueueing it; a task still in asynq makes this a TaskID
 	// conflict, nothing added.
-	if err := p.enqueue(ctx, payload, sendAt, prio, group); err != nil {
+	if err := enqueue(ctx, id); err != nil {
 		return "", err
 	}
 	return id, p.store.SetEnqueued(ctx, id)

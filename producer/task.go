@@ -145,6 +145,11 @@ type BatchPayload struct {
 	Priority Priority         `json:"priority,omitempty"`
 	// Resend marks a re-send: its recipients are not sent a third time.
 	Resend bool `json:"resend,omitempty"`
+	// Robot, for a batch of an enterprise robot's one-to-one message
+	// (batchSend, at most 20 users), names the robot; RobotMsg is then the
+	// message and Msg is unused. App is the robot's app.
+	Robot    string                  `json:"robot,omitempty"`
+	RobotMsg *dingtalk.RobotTemplate `json:"robot_msg,omitempty"`
 }
 
 // Recipients returns the batch's user ids, then its department ids.

@@ -70,8 +70,15 @@ func (h *Handlers) HandleBatch(ctx context.Context, t *asynq.Task) error {
 		return nil
 	}
 	app, known := h.apps[p.App]
+	api, cost := dingtalk.PathAsyncSendV2, len(rcpts)
+	if p.Robot != "" {
+		// An enterprise robot's batch: no work notification, so none of
+		// the recipients limit.
+		api, cost = dingtalk.PathRobotBatchSend, 0
+		annotate(ctx, zap.String("robot", p.Robot))
+	}
 	if known && st != outcome.StatusCanceled && st != outcome.StatusPaused && state != "s" {
-		if err := h.limits.admit(ctx, app.Name, dingtalk.PathAsyncSendV2, len(rcpts)); err != nil {
+		if err := h.limits.admit(ctx, app.Name, api, cost); err != nil {
 			return err
 		}
 	}
@@ -114,15 +121,24 @@ func (h *Handlers) HandleBatch(ctx context.Context, t *asynq.Task) error {
 		_ = end(outcome.BatchEnd{To: outcome.StatusFailed, Err: errorInfo(err), Recipients: rcpts})
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	}
-	req := &dingtalk.SendRequest{AgentID: app.AgentID, UserIDs: p.UserIDs, DeptIDs: p.DeptIDs, Msg: p.Msg}
-	res, err := h.send(ctx, app, req, len(rcpts), func(ctx context.Context) error {
+	again := func(ctx context.Context) error {
 		// A second call (throttled, or a refused token) goes out only while
 		// the broadcast runs: Cancel must not see a batch sent after it.
 		if st, err := h.store.Status(ctx, p.ID); err == nil && (st == outcome.StatusCanceled || st == outcome.StatusPaused) {
 			return errBroadcastStopped
 		}
 		return nil
-	})
+	}
+	var (
+		res      *dingtalk.SendResult
+		robotRes *dingtalk.RobotBatchResult
+	)
+	if p.Robot != "" {
+		robotRes, err = h.sendRobotBatch(ctx, app, p, again)
+	} else {
+		req := &dingtalk.SendRequest{AgentID: app.AgentID, UserIDs: p.UserIDs, DeptIDs: p.DeptIDs, Msg: p.Msg}
+		res, err = h.send(ctx, app, req, len(rcpts), again)
+	}
 	if errors.Is(err, errBroadcastStopped) {
 		// Back to queued: the next delivery cancels or parks it.
 		_ = end(outcome.BatchEnd{To: outcome.StatusRetrying, Recipients: rcpts})
@@ -137,6 +153,9 @@ func (h *Handlers) HandleBatch(ctx context.Context, t *asynq.Task) error {
 		}
 		_ = end(outcome.BatchEnd{To: to, Err: info, Recipients: rcpts})
 		return ret
+	}
+	if robotRes != nil {
+		return h.robotBatchSent(ctx, p, robotRes, end)
 	}
 	annotate(ctx, zap.Int64("dingtalk_task_id", res.TaskID), zap.String("request_id", res.RequestID))
 	// DingTalk has the batch: record that before anything else, and never
@@ -161,6 +180,12 @@ func (h *Handlers) ensureResults(ctx context.Context, p *producer.BatchPayload) 
 	a, in, ok, err := h.store.SentBatch(ctx, p.ID, p.Batch)
 	if err != nil || !ok || in {
 		return err
+	}
+	if p.Robot != "" {
+		// An enterprise robot's batch has its results in DingTalk's answer,
+		// which the delivery that sent it did not live to record.
+		annotate(ctx, zap.String("results", "unknown"))
+		return h.recordResults(ctx, &producer.ResultsPayload{Batch: *p}, outcome.BatchResults{Unknown: p.UserIDs})
 	}
 	return h.enqueueResults(ctx, &producer.ResultsPayload{Batch: *p, TaskID: a.TaskID, AcceptedAt: a.AcceptedAt},
 		max(h.resultsDelay-time.Since(a.AcceptedAt), 0))
@@ -230,16 +255,24 @@ func (h *Handlers) HandleResults(ctx context.Context, t *asynq.Task) error {
 	if err := h.recordResults(ctx, p, r); err != nil {
 		return err
 	}
-	if len(resend) == 0 {
+	return h.enqueueResend(ctx, b, r.Resend, resend)
+}
+
+// enqueueResend queues batch resend of b's broadcast, which sends users
+// once more after the resend delay, unless it is queued already. A task
+// that fails here is run again: its results are recorded (so it does not
+// record them twice) and the re-send's task id refuses a second task.
+func (h *Handlers) enqueueResend(ctx context.Context, b *producer.BatchPayload, resend string, users []string) error {
+	if len(users) == 0 {
 		return nil
 	}
-	_, state, err := h.store.BatchState(ctx, b.ID, r.Resend)
+	_, state, err := h.store.BatchState(ctx, b.ID, resend)
 	if err != nil || state != "q" {
 		return err
 	}
-	rb := &producer.BatchPayload{ID: b.ID, Batch: r.Resend, App: b.App, UserIDs: resend, Msg: b.Msg,
-		Priority: b.Priority, Resend: true}
-	task, err := producer.NewBatchTask(rb, asynq.ProcessIn(h.resendDelay), asynq.MaxRetry(h.maxRetry))
+	rb := *b
+	rb.Batch, rb.UserIDs, rb.DeptIDs, rb.Resend = resend, users, nil, true
+	task, err := producer.NewBatchTask(&rb, asynq.ProcessIn(h.resendDelay), asynq.MaxRetry(h.maxRetry))
 	if err != nil {
 		return err
 	}
@@ -247,6 +280,27 @@ func (h *Handlers) HandleResults(ctx context.Context, t *asynq.Task) error {
 		return fmt.Errorf("queueing the re-send of batch %s: %w", b.Batch, err)
 	}
 	return nil
+}
+
+// robotBatchSent records an enterprise robot's batch DingTalk took, and
+// at once its results, which are in DingTalk's answer: the users it
+// messaged, those it does not know, and those it held back for flow
+// control, who are sent once more after the resend delay.
+func (h *Handlers) robotBatchSent(ctx context.Context, p *producer.BatchPayload, res *dingtalk.RobotBatchResult, end func(outcome.BatchEnd) error) error {
+	annotate(ctx, zap.String("process_query_key", res.ProcessQueryKey))
+	if err := end(outcome.BatchEnd{To: outcome.StatusSent, Recipients: p.Recipients()}); err != nil {
+		return nil // logged; never answer with an error that would send it again
+	}
+	r, resend := robotResults(p, res)
+	if len(resend) > 0 {
+		r.Resend, r.ResendCount = p.Batch+"r", len(resend)
+	}
+	annotate(ctx, zap.Int("delivered", len(r.Delivered)), zap.Int("invalid", len(r.Invalid)),
+		zap.Int("flow_controlled", len(r.Forbidden)+len(resend)), zap.Int("resend", len(resend)))
+	if err := h.recordResults(ctx, &producer.ResultsPayload{Batch: *p}, r); err != nil {
+		return err
+	}
+	return h.enqueueResend(ctx, p, r.Resend, resend)
 }
 
 // resultsError answers the queue for a failed getsendprogress or
@@ -376,6 +430,10 @@ func (h *Handlers) HandleRecall(ctx context.Context, t *asynq.Task) error {
 	o, err := h.store.Get(ctx, p.ID)
 	if err != nil {
 		return err
+	}
+	if o.Robot != "" {
+		annotate(ctx, zap.String("robot", o.Robot))
+		return fmt.Errorf("a robot's message cannot be recalled: %w", asynq.SkipRetry)
 	}
 	var batches []outcome.AcceptedBatch
 	if o.Broadcast == nil {

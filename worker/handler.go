@@ -44,10 +44,13 @@ type AppLimits struct {
 // Handlers holds the task handlers and what they share.
 type Handlers struct {
 	apps   map[string]App
+	robots map[string]*Robot
 	client *dingtalk.Client
 	tokens *token.Cache
-	store  *outcome.Store
-	log    *zap.Logger
+	// tokensV1 caches the new host's tokens (enterprise robots).
+	tokensV1 *token.Cache
+	store    *outcome.Store
+	log      *zap.Logger
 	// maxDelay caps the backoff of throttled attempts (RetryMaxDelay).
 	maxDelay time.Duration
 	limits   *limits
@@ -103,25 +106,10 @@ func (h *Handlers) HandleMessageSend(ctx context.Context, t *asynq.Task) error {
 		}
 	}
 
-	n, err := h.store.Apply(ctx, p.ID, outcome.Transition{To: outcome.StatusSending, NewAttempt: true})
-	if errors.Is(err, outcome.ErrNotFound) {
-		// Enqueued without a record (by hand, or the record expired): make one.
-		rec := &outcome.Outcome{ID: p.ID, App: p.App, Recipients: len(p.UserIDs) + len(p.DeptIDs)}
-		if _, err = h.store.Create(ctx, rec, ""); err == nil {
-			n, err = h.store.Apply(ctx, p.ID, outcome.Transition{To: outcome.StatusSending, NewAttempt: true})
-		}
-	}
-	var te *outcome.TerminalError
-	if errors.As(err, &te) {
-		annotate(ctx, zap.String("status", string(te.Status)), zap.Bool("duplicate", true))
-		h.countFinal(ctx, c, p.ID)
-		return nil
-	}
-	if err != nil {
+	n, err := h.beginAttempt(ctx, c, &outcome.Outcome{ID: p.ID, App: p.App, Recipients: len(p.UserIDs) + len(p.DeptIDs)})
+	if n == 0 {
 		return err
 	}
-	annotate(ctx, zap.Int("attempt", n))
-
 	if !known {
 		return h.finish(ctx, c, p.ID, n, fmt.Errorf("%w %q: not in this worker's dingtalk.apps", errUnknownApp, p.App))
 	}
@@ -142,6 +130,31 @@ func (h *Handlers) HandleMessageSend(ctx context.Context, t *asynq.Task) error {
 			zap.String("message_id", p.ID), zap.Int64("dingtalk_task_id", res.TaskID), zap.Error(err))
 	}
 	return nil
+}
+
+// beginAttempt marks record rec.ID (c) sending and counts an attempt,
+// making the record from rec when the task was enqueued without one (by
+// hand, or the record expired), and returns the attempt's number. Zero
+// says the task is done: the record was final already (nil, counted for
+// the metrics) or could not be read (the error).
+func (h *Handlers) beginAttempt(ctx context.Context, c counted, rec *outcome.Outcome) (int, error) {
+	n, err := h.store.Apply(ctx, rec.ID, outcome.Transition{To: outcome.StatusSending, NewAttempt: true})
+	if errors.Is(err, outcome.ErrNotFound) {
+		if _, err = h.store.Create(ctx, rec, ""); err == nil {
+			n, err = h.store.Apply(ctx, rec.ID, outcome.Transition{To: outcome.StatusSending, NewAttempt: true})
+		}
+	}
+	var te *outcome.TerminalError
+	if errors.As(err, &te) {
+		annotate(ctx, zap.String("status", string(te.Status)), zap.Bool("duplicate", true))
+		h.countFinal(ctx, c, rec.ID)
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	annotate(ctx, zap.Int("attempt", n))
+	return n, nil
 }
 
 // send calls asyncsend_v2 with app's cached token; when DingTalk refuses the
@@ -166,8 +179,14 @@ func (h *Handlers) send(ctx context.Context, app App, req *dingtalk.SendRequest,
 // attempt in its outcome.) again runs before any second call and stops it
 // with its error (a broadcast canceled meanwhile).
 func (h *Handlers) call(ctx context.Context, app App, api string, cost int, again func(context.Context) error, do func(token string) error) error {
+	return h.callVia(ctx, h.tokens, app, api, cost, again, do)
+}
+
+// callVia is call with the tokens of cache tokens: the legacy host's or
+// the new host's.
+func (h *Handlers) callVia(ctx context.Context, tokens *token.Cache, app App, api string, cost int, again func(context.Context) error, do func(token string) error) error {
 	do = h.measured(app.Name, api, do)
-	tok, err := h.tokens.Token(ctx, app.Name, app.Credentials)
+	tok, err := tokens.Token(ctx, app.Name, app.Credentials)
 	if err != nil {
 		return err
 	}
@@ -192,8 +211,8 @@ func (h *Handlers) call(ctx context.Context, app App, api string, cost int, agai
 	if dingtalk.Classify(err) != dingtalk.ClassTokenInvalid {
 		return err
 	}
-	h.tokens.Invalidate(ctx, app.Name, tok)
-	if tok, err = h.tokens.Token(ctx, app.Name, app.Credentials); err != nil {
+	tokens.Invalidate(ctx, app.Name, tok)
+	if tok, err = tokens.Token(ctx, app.Name, app.Credentials); err != nil {
 		return err
 	}
 	// The second call takes its own slot.
@@ -335,7 +354,7 @@ func errorInfo(err error) *outcome.ErrorInfo {
 func classify(err error) dingtalk.Class {
 	var le *limitError
 	switch {
-	case errors.Is(err, errUnknownApp):
+	case errors.Is(err, errUnknownApp), errors.Is(err, errUnknownRobot):
 		return dingtalk.ClassPermanent
 	case errors.As(err, &le):
 		return dingtalk.ClassThrottled

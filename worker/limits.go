@@ -81,33 +81,51 @@ func newLimits(lim *ratelimit.Limiter, apps []App, fleetPer20s int, maxWait time
 // as a failure. The metrics get how long an admitted call waited in all,
 // and each task handed back.
 func (l *limits) admit(ctx context.Context, app, api string, cost int) error {
+	_, err := l.admitAny(ctx, []ratelimit.Request{l.request(app, api, cost)})
+	return err
+}
+
+// request is a call of app to api costing cost recipients.
+func (l *limits) request(app, api string, cost int) ratelimit.Request {
 	a := l.apps[app]
-	req := ratelimit.Request{App: app, API: api, Calls: a.calls, Recipients: a.recipients, Cost: cost, Fleet: l.fleet}
+	return ratelimit.Request{App: app, API: api, Calls: a.calls, Recipients: a.recipients, Cost: cost, Fleet: l.fleet}
+}
+
+// admitAny is admit for a call that any one of reqs may make (the
+// webhooks of one group's robots): it takes the first, in order, with a
+// slot within maxWait, and returns its index.
+func (l *limits) admitAny(ctx context.Context, reqs []ratelimit.Request) (int, error) {
 	var waited time.Duration
 	for try := 0; ; try++ {
-		d, err := l.lim.Reserve(ctx, req, l.maxWait)
-		if err != nil {
-			return err
-		}
-		l.seen(app, api, d.Factor)
-		switch {
-		case d.Allowed:
-			if d.Wait > 0 {
-				annotate(ctx, zap.Duration("rate_wait", d.Wait), zap.String("rate_limit", d.Limit))
+		var soonest ratelimit.Decision
+		for i, req := range reqs {
+			d, err := l.lim.Reserve(ctx, req, l.maxWait)
+			if err != nil {
+				return 0, err
 			}
-			if err := sleep(ctx, d.Wait); err != nil {
-				return err
+			l.seen(req, d.Factor)
+			if d.Allowed {
+				if d.Wait > 0 {
+					annotate(ctx, zap.Duration("rate_wait", d.Wait), zap.String("rate_limit", d.Limit))
+				}
+				if err := sleep(ctx, d.Wait); err != nil {
+					return 0, err
+				}
+				l.metrics.LimiterWait(req.App, req.API, waited+max(d.Wait, 0))
+				return i, nil
 			}
-			l.metrics.LimiterWait(app, api, waited+max(d.Wait, 0))
-			return nil
-		case try > 0:
-			annotate(ctx, zap.String("rate_limited", d.Limit), zap.Duration("retry_in", d.Wait))
-			l.metrics.LimiterDeferred(app, api)
-			return &throttledError{err: &limitError{limit: d.Limit, wait: d.Wait}, wait: d.Wait}
+			if i == 0 || d.Wait < soonest.Wait {
+				soonest = d
+			}
 		}
-		pause := min(d.Wait-l.maxWait, l.maxWait)
+		if try > 0 {
+			annotate(ctx, zap.String("rate_limited", soonest.Limit), zap.Duration("retry_in", soonest.Wait))
+			l.metrics.LimiterDeferred(reqs[0].App, reqs[0].API)
+			return 0, &throttledError{err: &limitError{limit: soonest.Limit, wait: soonest.Wait}, wait: soonest.Wait}
+		}
+		pause := min(soonest.Wait-l.maxWait, l.maxWait)
 		if err := sleep(ctx, pause); err != nil {
-			return err
+			return 0, err
 		}
 		waited += max(pause, 0)
 	}
@@ -128,14 +146,14 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// seen keeps f, the factor the limiter scales app's calls to api by, and
-// tells the metrics the rate it allows.
-func (l *limits) seen(app, api string, f float64) {
+// seen keeps f, the factor the limiter scales req's calls by, and tells
+// the metrics the rate it allows.
+func (l *limits) seen(req ratelimit.Request, f float64) {
 	l.mu.Lock()
-	l.factor[app+" "+api] = f
+	l.factor[req.App+" "+req.API] = f
 	l.mu.Unlock()
-	if c := l.apps[app].calls; c.On() {
-		l.metrics.LimiterRate(app, api, float64(c.N)/c.Per.Seconds()*f)
+	if c := req.Calls; c.On() {
+		l.metrics.LimiterRate(req.App, req.API, float64(c.N)/c.Per.Seconds()*f)
 	}
 }
 
@@ -143,6 +161,12 @@ func (l *limits) seen(app, api string, f float64) {
 // api: throttling lowers the app's rate for the fleet, an IP ban pauses
 // every call, and success lets a lowered rate recover.
 func (l *limits) observe(ctx context.Context, app, api string, err error) {
+	l.observeReq(ctx, l.request(app, api, 0), err)
+}
+
+// observeReq is observe for the limits of req.
+func (l *limits) observeReq(ctx context.Context, req ratelimit.Request, err error) {
+	app, api := req.App, req.API
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 	defer cancel()
 	var de *dingtalk.Error
@@ -159,9 +183,9 @@ func (l *limits) observe(ctx context.Context, app, api string, err error) {
 			l.log.Warn("rate limit recovery not recorded", zap.String("app", app), zap.Error(rerr))
 			return
 		}
-		l.seen(app, api, f)
+		l.seen(req, f)
 		if changed {
-			l.log.Info("DingTalk accepts calls again; raising the app's rate", l.rateFields(app, api, f)...)
+			l.log.Info("DingTalk accepts calls again; raising the app's rate", l.rateFields(req, f)...)
 		}
 	case errors.As(err, &de) && de.IPBanned:
 		wait, _ := de.Throttled()
@@ -175,19 +199,20 @@ func (l *limits) observe(ctx context.Context, app, api string, err error) {
 			l.log.Warn("rate limit decrease not recorded", zap.String("app", app), zap.Error(rerr))
 			return
 		}
-		l.seen(app, api, f)
+		l.seen(req, f)
 		if changed {
 			l.log.Warn("DingTalk throttles the app despite the limiter; lowering its rate",
-				append(l.rateFields(app, api, f), zap.Int("errcode", de.Code), zap.String("error_code", de.ErrorCode))...)
+				append(l.rateFields(req, f), zap.Int("errcode", de.Code), zap.String("error_code", de.ErrorCode))...)
 		}
 	}
 }
 
-// rateFields describe app's effective calls rate for a log line.
-func (l *limits) rateFields(app, api string, f float64) []zap.Field {
-	fields := []zap.Field{zap.String("app", app), zap.String("api", api), zap.Float64("rate_factor", f)}
-	if c := l.apps[app].calls; c.On() {
-		fields = append(fields, zap.Float64("calls_per_second", float64(c.N)*f), zap.Int("configured_calls_per_second", c.N))
+// rateFields describe req's effective calls rate for a log line.
+func (l *limits) rateFields(req ratelimit.Request, f float64) []zap.Field {
+	fields := []zap.Field{zap.String("app", req.App), zap.String("api", req.API), zap.Float64("rate_factor", f)}
+	if c := req.Calls; c.On() {
+		fields = append(fields, zap.Float64("calls_per_second", float64(c.N)/c.Per.Seconds()*f),
+			zap.String("configured_calls", c.String()))
 	}
 	return fields
 }

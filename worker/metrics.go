@@ -152,6 +152,7 @@ func (h *Handlers) countBatch(ctx context.Context, app, id, status string, n int
 			{outcome.ResultInvalid, len(r.Invalid)}, {outcome.ResultForbidden, len(r.Forbidden)},
 			{outcome.ResultFailed, len(r.Failed)}, {outcome.ResultRead, len(r.Read)},
 			{outcome.ResultUnread, len(r.Unread)}, {outcome.ResultUnknown, len(r.Unknown)},
+			{outcome.ResultDelivered, len(r.Delivered)},
 		} {
 			h.metrics.Recipients(app, l.status, l.n)
 		}
@@ -199,6 +200,9 @@ func (h *Handlers) claimFinished(ctx context.Context, id string) (outcome.Status
 // any well-formed name, and a typo must not make a series of its own.
 func (h *Handlers) appLabel(app string) string {
 	if _, ok := h.apps[app]; ok {
+		return app
+	}
+	if _, ok := h.robots[app]; ok {
 		return app
 	}
 	return metrics.AppUnknown

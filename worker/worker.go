@@ -47,6 +47,9 @@ type Config struct {
 	Retention time.Duration
 	// Apps are the DingTalk apps to send as. At least one.
 	Apps []App
+	// Robots are the robots to send through, by name: custom group robots
+	// and the enterprise robots of Apps.
+	Robots []Robot
 	// Client calls DingTalk. Required.
 	Client *dingtalk.Client
 	// Concurrency is how many tasks run at once. If zero, 20.
@@ -188,6 +191,21 @@ func (c *Config) Validate() error {
 		}
 		seen[a.Name] = true
 	}
+	apps := make(map[string]App, len(c.Apps))
+	for _, a := range c.Apps {
+		apps[a.Name] = a
+	}
+	robots := map[string]bool{}
+	for i := range c.Robots {
+		r := &c.Robots[i]
+		if err := r.validate(i, apps); err != nil {
+			return err
+		}
+		if robots[r.Name] {
+			return fmt.Errorf("worker: Config.Robots[%d].Name %q is used twice", i, r.Name)
+		}
+		robots[r.Name] = true
+	}
 	return nil
 }
 
@@ -209,9 +227,14 @@ func New(cfg Config) (*Worker, error) {
 	}
 	h := &Handlers{
 		apps:   make(map[string]App, len(cfg.Apps)),
+		robots: make(map[string]*Robot, len(cfg.Robots)),
 		client: cfg.Client,
 		tokens: token.New(cfg.Client, token.Config{Redis: cfg.Redis, KeyPrefix: cfg.KeyPrefix,
 			Logger: cfg.Logger.Named("token"), Metrics: cfg.Metrics}),
+		// The new host's tokens are cached apart: they come from another
+		// endpoint, and DingTalk does not promise they are the same.
+		tokensV1: token.New(v1Tokens{cfg.Client}, token.Config{Redis: cfg.Redis, KeyPrefix: cfg.KeyPrefix + ":v1",
+			Logger: cfg.Logger.Named("token_v1"), Metrics: cfg.Metrics}),
 		store:    outcome.NewStore(cfg.Redis, cfg.KeyPrefix, cfg.Retention),
 		log:      cfg.Logger,
 		maxDelay: cfg.RetryMaxDelay,
@@ -237,6 +260,9 @@ func New(cfg Config) (*Worker, error) {
 	h.events = events
 	for _, a := range cfg.Apps {
 		h.apps[a.Name] = a
+	}
+	for i := range cfg.Robots {
+		h.robots[cfg.Robots[i].Name] = &cfg.Robots[i]
 	}
 	cfg.Redis.AddHook(finishAfterCancel{})
 	srv := asynq.NewServerFromRedisClient(cfg.Redis, asynq.Config{
@@ -266,6 +292,7 @@ func New(cfg Config) (*Worker, error) {
 	mux.HandleFunc(producer.TypeCallbackAdmin, h.HandleCallbackAdmin)
 	mux.HandleFunc(producer.TypeCallbackFailed, h.HandleCallbackFailed)
 	mux.HandleFunc(producer.TypeSession, h.HandleSession)
+	mux.HandleFunc(producer.TypeRobotSend, h.HandleRobotSend)
 	return &Worker{srv: srv, mux: mux, handlers: h}, nil
 }
 
@@ -294,6 +321,7 @@ func (w *Worker) Shutdown() {
 	}
 	w.srv.Shutdown()
 	w.handlers.tokens.Close()
+	w.handlers.tokensV1.Close()
 }
 
 // Run starts the worker and shuts it down when ctx is done.

@@ -52,6 +52,9 @@ type opts struct {
 	callback *worker.CallbackConfig
 	// metrics, if set, is what the worker measures into.
 	metrics *metrics.Metrics
+	// robots are the worker's robots; the producer takes them too, and
+	// the fake knows their webhooks.
+	robots []worker.Robot
 }
 
 func setup(t *testing.T, o opts) *env {
@@ -67,6 +70,9 @@ func setup(t *testing.T, o opts) *env {
 	if o.limits != nil {
 		fo.Limits = o.limits
 	}
+	for _, r := range o.robots {
+		fo.Robots = append(fo.Robots, r.Webhooks...)
+	}
 	fk := fake.New([]fake.App{{Key: appKey, Secret: appSecret, AgentID: agentID}}, &fo)
 	srv := httptest.NewServer(fk)
 	t.Cleanup(srv.Close)
@@ -75,7 +81,7 @@ func setup(t *testing.T, o opts) *env {
 	if timeout == 0 {
 		timeout = 2 * time.Second
 	}
-	client, err := dingtalk.NewClient(dingtalk.WithBaseURL(srv.URL), dingtalk.WithTimeout(timeout))
+	client, err := dingtalk.NewClient(dingtalk.WithBaseURL(srv.URL), dingtalk.WithAPIBaseURL(srv.URL), dingtalk.WithTimeout(timeout))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,6 +93,7 @@ func setup(t *testing.T, o opts) *env {
 		Redis: rdb,
 		Apps: []worker.App{{Name: "hr", AgentID: agentID, RateLimit: o.rate,
 			Credentials: dingtalk.Credentials{AppKey: appKey, AppSecret: secret}}},
+		Robots:         o.robots,
 		Client:         client,
 		Concurrency:    max(o.concurrency, 4),
 		RetryBaseDelay: 10 * time.Millisecond,
@@ -105,7 +112,11 @@ func setup(t *testing.T, o opts) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(w.Shutdown)
-	p, err := producer.New(producer.Config{Redis: rdb, MaxRetry: o.maxRetry})
+	robots := map[string]producer.Robot{}
+	for _, r := range o.robots {
+		robots[r.Name] = producer.Robot{App: r.App}
+	}
+	p, err := producer.New(producer.Config{Redis: rdb, MaxRetry: o.maxRetry, Robots: robots})
 	if err != nil {
 		t.Fatal(err)
 	}

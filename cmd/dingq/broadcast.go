@@ -461,6 +461,9 @@ func printBroadcastSummary(w io.Writer, o *producer.Outcome) {
 	row("  failed", b.Results.Failed)
 	row("  read", b.Results.Read)
 	row("  unread", b.Results.Unread)
+	if b.Results.Delivered > 0 {
+		row("  delivered", b.Results.Delivered)
+	}
 	row("  unknown", b.Results.Unknown)
 	if b.Recall != nil {
 		row("recalled", fmt.Sprintf("%d batches (%d too old)", b.Recall.Recalled, b.Recall.Expired))

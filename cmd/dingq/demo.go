@@ -53,7 +53,8 @@ func runDemo(ctx context.Context, out io.Writer, listen, level string) error {
 
 	const appKey, agentID = "dingdemo", 1000
 	secret, apiToken := randomHex(16), randomHex(16)
-	fk := fake.New([]fake.App{{Key: appKey, Secret: secret, AgentID: agentID}}, nil)
+	robot := dingtalk.Robot{Token: randomHex(16), Secret: "SEC" + randomHex(16)}
+	fk := fake.New([]fake.App{{Key: appKey, Secret: secret, AgentID: agentID}}, &fake.Options{Robots: []dingtalk.Robot{robot}})
 	fakeLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -65,7 +66,12 @@ func runDemo(ctx context.Context, out io.Writer, listen, level string) error {
 	cfg := config.Default()
 	cfg.Redis.Addr = mr.Addr()
 	cfg.DingTalk.BaseURL = "http://" + fakeLn.Addr().String()
+	cfg.DingTalk.APIBaseURL = cfg.DingTalk.BaseURL
 	cfg.DingTalk.Apps = []config.App{{Name: "demo", AppKey: appKey, AppSecret: secret, AgentID: agentID}}
+	cfg.DingTalk.Robots = []config.Robot{
+		{Name: "alerts", Webhooks: []config.RobotWebhook{{AccessToken: robot.Token, Secret: robot.Secret}}},
+		{Name: "helpdesk", App: "demo"},
+	}
 	cfg.API.Listen = listen
 	cfg.API.Tokens = []string{apiToken}
 	cfg.API.UIUsers = []config.UIUser{{Name: "demo", Password: apiToken}}
@@ -128,6 +134,16 @@ Send your own:
     -d '{"app":"demo","userid_list":["u1"],"msg":{"msgtype":"markdown","markdown":{"title":"Hi","text":"**dingq** works"}}}'
 
   curl -s -H 'Authorization: Bearer %[2]s' %[1]s/v1/messages/<id>
+
+Robots: "alerts" posts into a group chat (signed, 20 a minute), "helpdesk" messages users one to one:
+
+  curl -s -X POST %[1]s/v1/robot-messages \
+    -H 'Authorization: Bearer %[2]s' -H 'Content-Type: application/json' \
+    -d '{"robot":"alerts","msg":{"msgtype":"text","text":{"content":"db-1: disk full"}}}'
+
+  curl -s -X POST %[1]s/v1/robot-messages \
+    -H 'Authorization: Bearer %[2]s' -H 'Content-Type: application/json' \
+    -d '{"robot":"helpdesk","userIds":["u1","u2"],"msgKey":"sampleText","msgParam":{"content":"ticket 7 answered"}}'
 
 The asynq web UI: %[1]s/ui/ (user demo, password %[2]s)
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net/http"
 	"regexp"
 	"strings"
@@ -72,6 +73,43 @@ func TestDemo(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != tt.want {
 			t.Errorf("GET %sapi/queues as %s: %d, want %d", m[1], tt.user, resp.StatusCode, tt.want)
+		}
+	}
+
+	// The robots the demo prints, as its curl lines send them.
+	base, token := strings.TrimSuffix(m[1], "/ui/"), m[3]
+	for _, body := range []string{
+		`{"robot":"alerts","msg":{"msgtype":"text","text":{"content":"db-1: disk full"}}}`,
+		`{"robot":"helpdesk","userIds":["u1","u2"],"msgKey":"sampleText","msgParam":{"content":"ticket 7 answered"}}`,
+	} {
+		if !strings.Contains(out.String(), body) {
+			t.Errorf("the demo does not print %s", body)
+		}
+		req, _ := http.NewRequest(http.MethodPost, base+"/v1/robot-messages", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var acc struct{ ID string }
+		err = json.NewDecoder(resp.Body).Decode(&acc)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted || err != nil {
+			t.Fatalf("POST %s: %d (%v), want 202", body, resp.StatusCode, err)
+		}
+		var o struct{ Status string }
+		for deadline := time.Now().Add(20 * time.Second); o.Status != "sent" && o.Status != "done"; time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("robot message %s: %q after 20s, want sent or done", acc.ID, o.Status)
+			}
+			req, _ := http.NewRequest(http.MethodGet, base+"/v1/messages/"+acc.ID, nil)
+			req.Header.Set("Authorization", "Bearer "+token)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = json.NewDecoder(resp.Body).Decode(&o)
+			resp.Body.Close()
 		}
 	}
 }

@@ -95,6 +95,9 @@ type fleetOpts struct {
 	workerYAML string
 	// extraYAML is added to the config at the top level (whole sections).
 	extraYAML string
+	// dingtalkYAML is added to the dingtalk section of the config, as
+	// "key: value" lines (robots, say).
+	dingtalkYAML string
 	// apiAddr, if set, is where startAPI's api listens.
 	apiAddr string
 	// apiYAML is added to the api section of the config, as "key: value"
@@ -151,8 +154,10 @@ redis:
 %s
 dingtalk:
   base_url: %s
+  api_base_url: %s
   timeout: 5s
   apps:
+%s
 %s
 worker:
   concurrency: %d
@@ -165,7 +170,7 @@ api:
 log:
   level: info
 %s
-`, indent(redisYAML, "  "), fl.fakeURL, cfgApps.String(), concurrency, indent(o.workerYAML, "  "), strings.TrimPrefix(fl.apiURL, "http://"), indent(o.apiYAML, "  "), o.extraYAML))
+`, indent(redisYAML, "  "), fl.fakeURL, fl.fakeURL, cfgApps.String(), indentBlock(o.dingtalkYAML, "  "), concurrency, indent(o.workerYAML, "  "), strings.TrimPrefix(fl.apiURL, "http://"), indent(o.apiYAML, "  "), o.extraYAML))
 	env := []string{"DINGQ_CONFIG=" + cfg}
 	fl.bin, fl.dir, fl.env = bin, dir, env
 	for i := range n {
@@ -186,6 +191,16 @@ func (fl *fleet) startAPI() *apiClient {
 	start(fl.t, fl.dir, "api", fl.bin, fl.env, "api")
 	waitHTTP(fl.t, fl.apiURL+"/readyz")
 	return &apiClient{t: fl.t, base: fl.apiURL}
+}
+
+// indentBlock puts prefix before each line of s, keeping its own
+// indentation (for nested YAML).
+func indentBlock(s, prefix string) string {
+	var b strings.Builder
+	for l := range strings.Lines(strings.Trim(s, "\n")) {
+		b.WriteString(prefix + strings.TrimRight(l, " \n") + "\n")
+	}
+	return b.String()
 }
 
 // indent puts prefix before each line of s.

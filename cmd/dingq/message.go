@@ -69,6 +69,8 @@ func messageError(action, id string, err error) error {
 		return fmt.Errorf("cannot %s message %s: it is %s already", action, id, te.Status)
 	case errors.Is(err, producer.ErrNothingToRecall):
 		return fmt.Errorf("nothing to recall: DingTalk accepted nothing of message %s", id)
+	case errors.Is(err, producer.ErrRobotRecall):
+		return fmt.Errorf("cannot recall message %s: a robot sent it, and dingq recalls work notifications only", id)
 	}
 	return err
 }

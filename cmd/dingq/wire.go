@@ -66,7 +66,32 @@ func newLogger(c config.Log) (*zap.Logger, error) {
 }
 
 func newDingTalkClient(c config.DingTalk) (*dingtalk.Client, error) {
-	return dingtalk.NewClient(dingtalk.WithBaseURL(c.BaseURL), dingtalk.WithTimeout(c.Timeout))
+	opts := []dingtalk.Option{dingtalk.WithBaseURL(c.BaseURL), dingtalk.WithTimeout(c.Timeout)}
+	if c.APIBaseURL != "" { // a Config built by hand, without Load's defaults
+		opts = append(opts, dingtalk.WithAPIBaseURL(c.APIBaseURL))
+	}
+	return dingtalk.NewClient(opts...)
+}
+
+func workerRobots(cfg *config.Config) []worker.Robot {
+	robots := make([]worker.Robot, 0, len(cfg.DingTalk.Robots))
+	for _, r := range cfg.DingTalk.Robots {
+		w := worker.Robot{Name: r.Name, App: r.App, RobotCode: r.RobotCode,
+			RateLimit: worker.RobotLimit{Messages: r.RateLimit.Messages, Per: r.RateLimit.Per}}
+		for _, h := range r.Webhooks {
+			w.Webhooks = append(w.Webhooks, dingtalk.Robot{Token: h.AccessToken, Secret: h.Secret})
+		}
+		robots = append(robots, w)
+	}
+	return robots
+}
+
+func producerRobots(cfg *config.Config) map[string]producer.Robot {
+	robots := make(map[string]producer.Robot, len(cfg.DingTalk.Robots))
+	for _, r := range cfg.DingTalk.Robots {
+		robots[r.Name] = producer.Robot{App: r.App}
+	}
+	return robots
 }
 
 func workerApps(cfg *config.Config) []worker.App {
@@ -115,6 +140,7 @@ func newWorker(cfg *config.Config, rdb redis.UniversalClient, log *zap.Logger) (
 		KeyPrefix:        cfg.Redis.KeyPrefix,
 		Retention:        cfg.Outcome.Retention,
 		Apps:             workerApps(cfg),
+		Robots:           workerRobots(cfg),
 		Client:           client,
 		Concurrency:      cfg.Worker.Concurrency,
 		RetryBaseDelay:   cfg.Worker.RetryBaseDelay,
@@ -164,6 +190,7 @@ func newProducer(cfg *config.Config, rdb redis.UniversalClient) (*producer.Produ
 		MaxRetry:      cfg.Worker.MaxRetry,
 		MaxRecipients: cfg.API.MaxRecipients,
 		CoalesceApps:  coalesce,
+		Robots:        producerRobots(cfg),
 	})
 }
 

@@ -36,6 +36,8 @@ func (s *Server) messageAction(w http.ResponseWriter, r *http.Request, status in
 		writeError(w, http.StatusConflict, CodeConflict, "", "cannot %s message %s: a worker is sending it right now", what, id)
 	case errors.Is(err, producer.ErrNothingToRecall):
 		writeError(w, http.StatusConflict, CodeConflict, "", "cannot %s message %s: DingTalk has accepted none of it", what, id)
+	case errors.Is(err, producer.ErrRobotRecall):
+		writeError(w, http.StatusConflict, CodeConflict, "", "cannot %s message %s: a robot sent it, and dingq recalls work notifications only", what, id)
 	case errors.Is(err, context.Canceled):
 	case err != nil:
 		s.log.Error("api: message action failed", zap.String("action", what), zap.String("message_id", id), zap.Error(err))

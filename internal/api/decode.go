@@ -59,17 +59,44 @@ func (b *budgetReader) Read(p []byte) (int, error) {
 // rest of the object, at most limit bytes, is decoded as producer.Message
 // with unknown fields refused.
 func decodeMessage(r io.Reader, limit int64, maxIDs int) (*producer.Message, error) {
+	var m producer.Message
+	ids, err := decodeStreamed(r, limit, maxIDs, &m, "userid_list", "dept_id_list")
+	if err != nil {
+		return nil, err
+	}
+	m.UserIDs, m.DeptIDs = ids[0], ids[1]
+	return &m, nil
+}
+
+// decodeRobotMessage is decodeMessage for a robot's message, whose id list
+// is userIds.
+func decodeRobotMessage(r io.Reader, limit int64, maxIDs int) (*producer.RobotMessage, error) {
+	var m producer.RobotMessage
+	ids, err := decodeStreamed(r, limit, maxIDs, &m, "userIds")
+	if err != nil {
+		return nil, err
+	}
+	m.UserIDs = ids[0]
+	return &m, nil
+}
+
+// decodeStreamed decodes the JSON object in r into out, a pointer to a
+// struct, but for the id lists named by lists, which it reads one id at a
+// time (at most maxIDs in all) and returns in their order; the rest of
+// the object is at most limit bytes, and its unknown fields are refused.
+func decodeStreamed(r io.Reader, limit int64, maxIDs int, out any, lists ...string) ([][]string, error) {
 	br := &budgetReader{r: r, left: limit, limit: limit}
 	dec := json.NewDecoder(br)
 	if t, err := dec.Token(); err != nil {
 		return nil, err
 	} else if t != json.Delim('{') {
-		return nil, &json.UnmarshalTypeError{Value: jsonValueKind(t), Type: reflect.TypeFor[producer.Message](), Offset: dec.InputOffset()}
+		return nil, &json.UnmarshalTypeError{Value: jsonValueKind(t), Type: reflect.TypeOf(out).Elem(), Offset: dec.InputOffset()}
 	}
 	var (
-		rest         bytes.Buffer
-		users, depts []string
-		seen         = map[string]bool{}
+		rest bytes.Buffer
+		ids  = make([][]string, len(lists))
+		have int
+		seen = map[string]bool{}
 	)
 	rest.WriteByte('{')
 	for dec.More() {
@@ -80,26 +107,24 @@ func decodeMessage(r io.Reader, limit int64, maxIDs int) (*producer.Message, err
 		key, _ := t.(string)
 		// encoding/json matches keys without regard to case: so must the
 		// lists, or "UserID_List" would be decoded, then dropped unseen.
-		for _, l := range []string{"userid_list", "dept_id_list"} {
+		list := -1
+		for i, l := range lists {
 			if strings.EqualFold(key, l) {
-				key = l
+				key, list = l, i
 			}
 		}
 		if seen[key] {
 			return nil, &dingtalk.ValidationError{Field: key, Reason: "given twice"}
 		}
 		seen[key] = true
-		switch key {
-		case "userid_list", "dept_id_list":
-			ids, err := decodeIDs(dec, br, key, len(users)+len(depts), maxIDs)
+		switch {
+		case list >= 0:
+			l, err := decodeIDs(dec, br, key, have, maxIDs)
 			if err != nil {
 				return nil, err
 			}
-			if key == "userid_list" {
-				users = ids
-			} else {
-				depts = ids
-			}
+			ids[list] = l
+			have += len(l)
 		default:
 			var raw json.RawMessage
 			if err := dec.Decode(&raw); err != nil {
@@ -125,14 +150,12 @@ func decodeMessage(r io.Reader, limit int64, maxIDs int) (*producer.Message, err
 		return nil, errTrailingData
 	}
 	rest.WriteByte('}')
-	var m producer.Message
 	inner := json.NewDecoder(&rest)
 	inner.DisallowUnknownFields()
-	if err := inner.Decode(&m); err != nil {
+	if err := inner.Decode(out); err != nil {
 		return nil, err
 	}
-	m.UserIDs, m.DeptIDs = users, depts
-	return &m, nil
+	return ids, nil
 }
 
 // decodeIDs reads one JSON array of string ids; with the have ids read

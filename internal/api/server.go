@@ -110,6 +110,7 @@ func New(cfg Config) (*Server, error) {
 		s.mux.Handle("GET /metrics", s.authUI(cfg.Metrics))
 	}
 	s.mux.HandleFunc("POST /v1/messages", s.auth(s.handleSend))
+	s.mux.HandleFunc("POST /v1/robot-messages", s.auth(s.handleRobotSend))
 	s.mux.HandleFunc("GET /v1/messages/{id}", s.auth(s.handleStatus))
 	s.mux.HandleFunc("DELETE /v1/messages/{id}", s.auth(s.handleCancel))
 	s.mux.HandleFunc("POST /v1/messages/{id}/cancel", s.auth(s.handleCancel))
@@ -254,6 +255,27 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	acc, err := s.producer.Enqueue(r.Context(), m)
+	s.writeAccepted(w, acc, err, "message", zap.String("app", m.App))
+}
+
+// handleRobotSend accepts a robot's message: a custom group robot's into
+// its group, or an enterprise robot's to users one to one, in batches.
+func (s *Server) handleRobotSend(w http.ResponseWriter, r *http.Request) {
+	if !jsonContent(w, r) {
+		return
+	}
+	m, err := decodeRobotMessage(r.Body, s.maxBody, s.maxIDs)
+	if err != nil {
+		writeDecodeError(w, err)
+		return
+	}
+	acc, err := s.producer.SendRobot(r.Context(), m)
+	s.writeAccepted(w, acc, err, "robot message", zap.String("robot", m.Robot))
+}
+
+// writeAccepted answers the producer's acceptance of a message (what, for
+// the logs, which get by too): 202 with acc, or the error's status.
+func (s *Server) writeAccepted(w http.ResponseWriter, acc *producer.Accepted, err error, what string, by zap.Field) {
 	var ve *dingtalk.ValidationError
 	switch {
 	case errors.As(err, &ve):
@@ -263,11 +285,11 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, context.Canceled):
 		// The client went away; nothing useful to answer.
 	case err != nil:
-		s.log.Error("api: accepting a message failed", zap.String("app", m.App), zap.Error(err))
+		s.log.Error("api: accepting a "+what+" failed", by, zap.Error(err))
 		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "", "the message could not be queued; try again with the same idempotency_key")
 	default:
 		if acc.Batches > 0 {
-			s.log.Info("api: broadcast accepted", zap.String("message_id", acc.ID), zap.String("app", m.App),
+			s.log.Info("api: broadcast accepted", zap.String("message_id", acc.ID), by,
 				zap.Int("recipients", acc.Recipients), zap.Int("batches", acc.Batches), zap.Int("duplicates", acc.Duplicates))
 		}
 		writeJSON(w, http.StatusAccepted, acc)
@@ -332,7 +354,7 @@ func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
 // allowed lists the methods of the API's paths, for 405 answers.
 func allowed(path string) string {
 	switch {
-	case path == "/v1/messages", path == "/v1/sessions", strings.HasPrefix(path, "/v1/callbacks/dingtalk"):
+	case path == "/v1/messages", path == "/v1/robot-messages", path == "/v1/sessions", strings.HasPrefix(path, "/v1/callbacks/dingtalk"):
 		return http.MethodPost
 	case strings.HasPrefix(path, "/v1/sessions/") && idPattern.MatchString(strings.TrimPrefix(path, "/v1/sessions/")):
 		return http.MethodGet

@@ -85,6 +85,10 @@ type DingTalk struct {
 	// `dingq fake-dingtalk` (http://127.0.0.1:9090) for tests.
 	// If empty, "https://oapi.dingtalk.com".
 	BaseURL string `yaml:"base_url"`
+	// APIBaseURL is DingTalk's new API host (the v1.0 APIs, where the
+	// enterprise robots send), an absolute http or https URL; the fake
+	// serves it too. If empty, "https://api.dingtalk.com".
+	APIBaseURL string `yaml:"api_base_url"`
 	// Timeout bounds each HTTP call; it must be > 0 and <= 5m.
 	// If zero, 10s.
 	Timeout time.Duration `yaml:"timeout"`
@@ -96,6 +100,49 @@ type DingTalk struct {
 	// SessionPaths are the session endpoints (seed 001, not in DingTalk's
 	// published API). If empty, the seed article's.
 	SessionPaths SessionPaths `yaml:"session_paths"`
+	// Robots are the robots messages are sent through, by name. None by
+	// default.
+	Robots []Robot `yaml:"robots"`
+}
+
+// Robot is a robot producers send through by Name: a custom group robot
+// (Webhooks) or an app's enterprise robot (App), exactly one of them.
+type Robot struct {
+	// Name is how producers pick the robot: unique among robots, 1 to 64
+	// characters of a-z, 0-9, '_' and '-', starting with a letter or
+	// digit. Required.
+	Name string `yaml:"name"`
+	// Webhooks are a custom group robot's webhooks: one robot, or several
+	// robots of the same group chat, which take the messages in turn.
+	Webhooks []RobotWebhook `yaml:"webhooks"`
+	// RateLimit caps each webhook's messages, for all workers together.
+	RateLimit RobotRateLimit `yaml:"rate_limit"`
+	// App names the app (dingtalk.apps[].name, with app_key and
+	// app_secret) whose enterprise robot this is: it messages users one
+	// to one.
+	App string `yaml:"app"`
+	// RobotCode is the enterprise robot's code. If empty, the app's key.
+	RobotCode string `yaml:"robot_code"`
+}
+
+// RobotWebhook is one custom robot's webhook.
+type RobotWebhook struct {
+	// AccessToken is the access_token of the robot's webhook URL. Secret.
+	// Required.
+	AccessToken string `yaml:"access_token" secret:"true"`
+	// Secret is the robot's signing secret (加签, "SEC…"), when its
+	// security setting is signing. Secret.
+	Secret string `yaml:"secret" secret:"true"`
+}
+
+// RobotRateLimit is a custom robot's limit: DingTalk takes 20 messages a
+// minute from a robot, then blocks it for 10 minutes. Change it only if
+// DingTalk does (or, in a test against the fake, with the fake's).
+type RobotRateLimit struct {
+	// Messages a webhook sends in any Per; 1 to 1000. If zero, 20.
+	Messages int `yaml:"messages"`
+	// Per is the window of Messages; > 0. If zero, 1m.
+	Per time.Duration `yaml:"per"`
 }
 
 // FleetRateLimit caps the calls of every worker together.
@@ -256,6 +303,7 @@ const (
 	defaultRedisAddr       = "127.0.0.1:6379"
 	defaultKeyPrefix       = outcome.DefaultPrefix
 	defaultBaseURL         = dingtalk.DefaultBaseURL
+	defaultAPIBaseURL      = dingtalk.DefaultAPIBaseURL
 	defaultTimeout         = dingtalk.DefaultTimeout
 	defaultConcurrency     = 20
 	defaultMaxRetry        = 25
@@ -288,6 +336,16 @@ func Default() *Config {
 	c := &Config{}
 	c.setDefaults()
 	return c
+}
+
+// Robot returns the robot called name and whether there is one.
+func (c *Config) Robot(name string) (Robot, bool) {
+	for _, r := range c.DingTalk.Robots {
+		if r.Name == name {
+			return r, true
+		}
+	}
+	return Robot{}, false
 }
 
 // App returns the app called name and whether there is one.
@@ -330,6 +388,24 @@ func (r *Redis) setDefaults() {
 func (d *DingTalk) setDefaults() {
 	if d.BaseURL == "" {
 		d.BaseURL = defaultBaseURL
+	}
+	if d.APIBaseURL == "" {
+		d.APIBaseURL = defaultAPIBaseURL
+	}
+	if len(d.Robots) == 0 {
+		d.Robots = nil
+	}
+	for i := range d.Robots {
+		r := &d.Robots[i]
+		if len(r.Webhooks) == 0 {
+			r.Webhooks = nil
+		}
+		if r.RateLimit.Messages == 0 {
+			r.RateLimit.Messages = dingtalk.RobotMessagesPerMinute
+		}
+		if r.RateLimit.Per == 0 {
+			r.RateLimit.Per = time.Minute
+		}
 	}
 	if d.Timeout == 0 {
 		d.Timeout = defaultTimeout

@@ -63,7 +63,7 @@ var seedSessionPaths = SessionPaths{Get: "/topapi/v2/user/getsession", Create: "
 func TestDefault(t *testing.T) {
 	want := &Config{
 		Redis: Redis{Addr: "127.0.0.1:6379", KeyPrefix: "dingq"},
-		DingTalk: DingTalk{BaseURL: "https://oapi.dingtalk.com", Timeout: 10 * time.Second,
+		DingTalk: DingTalk{BaseURL: "https://oapi.dingtalk.com", APIBaseURL: "https://api.dingtalk.com", Timeout: 10 * time.Second,
 			RateLimit: FleetRateLimit{CallsPer20s: intp(10000)}, SessionPaths: seedSessionPaths},
 		Worker: Worker{
 			Concurrency:      20,

@@ -79,7 +79,7 @@ log:
 	want := &Config{
 		Redis: Redis{Addr: "redis.internal:6380", Password: "p@ss: #word", DB: 3, KeyPrefix: "dingq-prod"},
 		DingTalk: DingTalk{
-			BaseURL: "http://127.0.0.1:9090",
+			BaseURL: "http://127.0.0.1:9090", APIBaseURL: "https://api.dingtalk.com",
 			Timeout: 15 * time.Second,
 			Apps: defaulted(
 				App{Name: "hr", AppKey: "dingabc123", AppSecret: "\"quoted\" & {braced}", AgentID: 2900000001, Coalesce: true},

@@ -38,6 +38,7 @@ const (
 func (c *Config) Validate() error {
 	d := *c
 	d.DingTalk.Apps = slices.Clone(c.DingTalk.Apps)
+	d.DingTalk.Robots = slices.Clone(c.DingTalk.Robots)
 	d.API.Tokens = slices.Clone(c.API.Tokens)
 	d.API.UIUsers = slices.Clone(c.API.UIUsers)
 	d.setDefaults()
@@ -111,6 +112,9 @@ func (d *DingTalk) validate(v *validator) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		v.add("dingtalk.base_url", "%q is not an absolute http or https URL", d.BaseURL)
 	}
+	if u, err := url.Parse(d.APIBaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		v.add("dingtalk.api_base_url", "%q is not an absolute http or https URL", d.APIBaseURL)
+	}
 	if d.Timeout <= 0 || d.Timeout > maxTimeout {
 		v.add("dingtalk.timeout", "must be > 0 and <= %v", maxTimeout)
 	}
@@ -127,6 +131,55 @@ func (d *DingTalk) validate(v *validator) {
 			v.add(prefix+".name", "%q is used twice", a.Name)
 		}
 		seen[a.Name] = true
+	}
+	robots := make(map[string]bool, len(d.Robots))
+	for i := range d.Robots {
+		r := &d.Robots[i]
+		prefix := "dingtalk.robots[" + strconv.Itoa(i) + "]"
+		r.validate(v, prefix, d.Apps)
+		if r.Name != "" && robots[r.Name] {
+			v.add(prefix+".name", "%q is used twice", r.Name)
+		}
+		robots[r.Name] = true
+	}
+}
+
+const maxRobotMessages = 1000
+
+func (r *Robot) validate(v *validator, prefix string, apps []App) {
+	switch {
+	case r.Name == "":
+		v.add(prefix+".name", "is required")
+	case !appNameRE.MatchString(r.Name):
+		v.add(prefix+".name", "%q must be 1 to 64 of a-z, 0-9, '_' and '-', starting with a letter or digit", r.Name)
+	}
+	switch {
+	case len(r.Webhooks) == 0 && r.App == "":
+		v.add(prefix, "give webhooks (a custom group robot) or app (an enterprise robot)")
+	case len(r.Webhooks) > 0 && r.App != "":
+		v.add(prefix, "give webhooks (a custom group robot) or app (an enterprise robot), not both")
+	}
+	for j, w := range r.Webhooks {
+		if w.AccessToken == "" {
+			v.add(prefix+".webhooks["+strconv.Itoa(j)+"].access_token", "is required")
+		}
+	}
+	if r.App != "" {
+		i := slices.IndexFunc(apps, func(a App) bool { return a.Name == r.App })
+		switch {
+		case i < 0:
+			v.add(prefix+".app", "%q is not one of dingtalk.apps", r.App)
+		case apps[i].AppKey == "":
+			v.add(prefix+".app", "app %q has no app_key: an enterprise robot's token takes app_key and app_secret", r.App)
+		}
+	} else if r.RobotCode != "" {
+		v.add(prefix+".robot_code", "is for an enterprise robot (with app)")
+	}
+	if r.RateLimit.Messages < 1 || r.RateLimit.Messages > maxRobotMessages {
+		v.add(prefix+".rate_limit.messages", "must be 1 to %d", maxRobotMessages)
+	}
+	if r.RateLimit.Per <= 0 {
+		v.add(prefix+".rate_limit.per", "must be > 0")
 	}
 }
 
