@@ -184,7 +184,7 @@ func decodeIDs(dec *json.Decoder, br *budgetReader, field string, have, max int)
 		}
 		if have+len(ids) >= max {
 			return nil, &dingtalk.ValidationError{Field: field, Reason: fmt.Sprintf(
-				"too many ids: at most %d user and department ids in one message", max)}
+				"too many ids: at most %d ids (api.max_recipients) in one message", max)}
 		}
 		ids = append(ids, id)
 		br.left += int64(len(id)) + idSlack

@@ -103,7 +103,8 @@ func findEnvTarget(v reflect.Value, rest, prefix string) (envTarget, string) {
 				continue
 			}
 			// Report a missing item only if the rest names a real field.
-			if t, _ := findEnvTarget(reflect.New(f.Type.Elem()).Elem(), field, elemKey); t.v.IsValid() {
+			// (a message from a list inside the item says that much too)
+			if t, msg := findEnvTarget(reflect.New(f.Type.Elem()).Elem(), field, elemKey); t.v.IsValid() || msg != "" {
 				return envTarget{}, fmt.Sprintf("%s does not exist: %s has %d items", elemKey, key, fv.Len())
 			}
 		}

@@ -191,8 +191,14 @@ func (l *loader) mapping(n *yaml.Node, t reflect.Type, key string) {
 		}
 		seen[kn.Value] = kn.Line
 		f, ok := fields[kn.Value]
-		if !ok {
+		switch {
+		case !ok && keyLikeRE.MatchString(kn.Value):
 			l.fail(kn.Line, "unknown key %q", full)
+			continue
+		case !ok:
+			// A value written where a key goes (a secret, say, in
+			// "webhooks: [{SEC…}]") is not repeated in the error.
+			l.fail(kn.Line, "%s: unknown key (not shown: it does not look like a key and may be a value)", describeKey(key))
 			continue
 		}
 		l.walk(vn, f.Type, full)
@@ -287,6 +293,10 @@ func (l *loader) yamlError(err error) error {
 	}
 	return errors.Join(errs...)
 }
+
+// keyLikeRE is what a key of dingq's configuration looks like; the longest
+// is 21 characters.
+var keyLikeRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,31}$`)
 
 func describeKey(key string) string {
 	if key == "" {
