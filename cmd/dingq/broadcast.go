@@ -102,17 +102,9 @@ func runBroadcast(cmd *cobra.Command, g *globals, f *broadcastFlags) error {
 	}
 	defer e.close()
 
-	var (
-		once sync.Once
-		bar  *progressbar.ProgressBar
-	)
-	acc, err := p.Enqueue(ctx, m, producer.WithProgress(func(_, total int) {
-		once.Do(func() { bar = newBar(errw, int64(total), "queueing batches", false) })
-		_ = bar.Add(1)
-	}))
-	if bar != nil {
-		endBar(errw, bar, err == nil)
-	}
+	progress, endProgress := batchBar(errw, 1)
+	acc, err := p.Enqueue(ctx, m, progress)
+	endProgress(err == nil)
 	var ve *dingtalk.ValidationError
 	if errors.As(err, &ve) {
 		return fmt.Errorf("invalid broadcast: %s: %s", broadcastFlagName(ve.Field), ve.Reason)
@@ -132,11 +124,40 @@ func runBroadcast(cmd *cobra.Command, g *globals, f *broadcastFlags) error {
 		// Few enough users for one call: follow it as dingq send does.
 		return waitAndPrint(ctx, cmd.OutOrStdout(), p, acc.ID, waitLimit(f.msg.waitTimeout), attemptsTo(errw))
 	}
-	o, err := followBroadcast(ctx, p, acc.ID, f.msg.waitTimeout, errw)
+	return followAndSummarize(ctx, cmd.OutOrStdout(), errw, p, acc.ID, f.msg.waitTimeout)
+}
+
+// batchBar shows on w the queueing of a broadcast's batches, when it has
+// at least minBatches: pass the option to Enqueue or SendRobot, then call
+// end with whether they succeeded.
+func batchBar(w io.Writer, minBatches int) (opt producer.EnqueueOption, end func(ok bool)) {
+	var (
+		once sync.Once
+		bar  *progressbar.ProgressBar
+	)
+	opt = producer.WithProgress(func(_, total int) {
+		if total < minBatches {
+			return
+		}
+		once.Do(func() { bar = newBar(w, int64(total), "queueing batches", false) })
+		_ = bar.Add(1)
+	})
+	return opt, func(ok bool) {
+		if bar != nil {
+			endBar(w, bar, ok)
+		}
+	}
+}
+
+// followAndSummarize follows broadcast id to its end, printing its
+// progress on errw and its summary on out; exit status 2 if it was
+// canceled or a batch failed.
+func followAndSummarize(ctx context.Context, out, errw io.Writer, p *producer.Producer, id string, timeout time.Duration) error {
+	o, err := followBroadcast(ctx, p, id, timeout, errw)
 	if err != nil {
 		return err
 	}
-	printBroadcastSummary(cmd.OutOrStdout(), o)
+	printBroadcastSummary(out, o)
 	if o.Status == producer.StatusCanceled || o.Broadcast.Batches.Failed > 0 {
 		return exitError(2)
 	}

@@ -56,6 +56,6 @@ Start with 'dingq demo': the whole system in one process, no servers needed.`,
 		def = "config.yaml"
 	}
 	root.PersistentFlags().StringVar(&g.configPath, "config", def, "config file (env DINGQ_CONFIG)")
-	root.AddCommand(newCallbackCmd(g), newSessionCmd(g), newWorkerCmd(g), newAPICmd(g), newDemoCmd(), newSendCmd(g), newBroadcastCmd(g), newStatusCmd(g), newMessageCmd(g), newFakeCmd(), newBenchCmd())
+	root.AddCommand(newCallbackCmd(g), newSessionCmd(g), newWorkerCmd(g), newAPICmd(g), newDemoCmd(), newSendCmd(g), newBroadcastCmd(g), newRobotCmd(g), newStatusCmd(g), newMessageCmd(g), newFakeCmd(), newBenchCmd())
 	return root
 }

@@ -97,30 +97,52 @@ func (f *sendFlags) message(stdin io.Reader) (*producer.Message, error) {
 	case f.markdown != "" || f.mdTitle != "":
 		m.Msg = dingtalk.MarkdownMessage(f.mdTitle, f.markdown)
 	default:
-		raw := []byte(f.msgJSON)
-		if f.msgFile != "" {
-			var err error
-			if f.msgFile == "-" {
-				raw, err = io.ReadAll(io.LimitReader(stdin, 1<<20))
-			} else {
-				raw, err = os.ReadFile(f.msgFile)
-			}
-			if err != nil {
-				return nil, fmt.Errorf("--msg-file: %w", err)
-			}
+		raw, err := readMsgJSON(f.msgJSON, f.msgFile, stdin)
+		if err != nil {
+			return nil, err
 		}
 		if err := json.Unmarshal(raw, &m.Msg); err != nil {
 			return nil, fmt.Errorf("--msg: not a DingTalk message in JSON: %w", err)
 		}
 	}
-	if f.sendAt != "" {
-		t, err := time.Parse(time.RFC3339, f.sendAt)
-		if err != nil {
-			return nil, fmt.Errorf("--send-at: want an RFC 3339 time such as 2026-11-23T09:00:00+08:00: %w", err)
-		}
-		m.SendAt = t
+	var err error
+	if m.SendAt, err = parseSendAt(f.sendAt); err != nil {
+		return nil, err
 	}
 	return m, nil
+}
+
+// readMsgJSON returns a message's JSON: msgJSON (--msg), or the contents
+// of msgFile (--msg-file, "-" for stdin) if it is given.
+func readMsgJSON(msgJSON, msgFile string, stdin io.Reader) ([]byte, error) {
+	if msgFile == "" {
+		return []byte(msgJSON), nil
+	}
+	var (
+		raw []byte
+		err error
+	)
+	if msgFile == "-" {
+		raw, err = io.ReadAll(io.LimitReader(stdin, 1<<20))
+	} else {
+		raw, err = os.ReadFile(msgFile)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("--msg-file: %w", err)
+	}
+	return raw, nil
+}
+
+// parseSendAt parses --send-at; "" is no time (send now).
+func parseSendAt(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("--send-at: want an RFC 3339 time such as 2026-11-23T09:00:00+08:00: %w", err)
+	}
+	return t, nil
 }
 
 // flagName maps a message field to the flag that sets it, for errors.
@@ -157,7 +179,11 @@ func waitFor(ctx context.Context, p *producer.Producer, id string, timeout time.
 	lastAttempts := -1
 	for {
 		o, err := p.Status(ctx, id)
-		if err != nil && !errors.Is(err, producer.ErrNotFound) {
+		switch {
+		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil:
+			// The deadline passed during the read: the same as after it.
+			return nil, fmt.Errorf("message %s: still %s after %s", id, last, timeout)
+		case err != nil && !errors.Is(err, producer.ErrNotFound):
 			return nil, err
 		}
 		if o != nil {
