@@ -97,9 +97,11 @@ func checkRobotSent(t *testing.T, sent []fake.RobotSent, tag string, n int, robo
 	}
 	for id, ts := range when {
 		sort.Slice(ts, func(i, j int) bool { return ts[i].Before(ts[j]) })
-		if m := maxInWindow(ts, robotWindow); m > dingtalk.RobotMessagesPerMinute {
+		m := maxInWindow(ts, robotWindow)
+		if m > dingtalk.RobotMessagesPerMinute {
 			t.Errorf("robot %s took %d messages in one window of %s, want at most %d", id, m, robotWindow, dingtalk.RobotMessagesPerMinute)
 		}
+		t.Logf("robot %s: %d messages, at most %d in any %s", id, len(ts), m, robotWindow)
 	}
 	return when
 }
