@@ -71,7 +71,9 @@ func parseBaseURL(what, raw string) (*url.URL, error) {
 }
 
 // WithHTTPClient makes the client use hc for every call. Its Timeout bounds
-// each call; a nil hc is an error.
+// each call; a nil hc is an error. Give it a CheckRedirect that refuses
+// redirects, as the default client's does, or a redirect would carry the
+// new host's token header to wherever it points.
 func WithHTTPClient(hc *http.Client) Option {
 	return func(c *Client) error {
 		if hc == nil {
@@ -130,6 +132,12 @@ func defaultTransport() *http.Transport {
 	return t
 }
 
+// noRedirects refuses every redirect: DingTalk's APIs do not redirect, and
+// following one would hand the access token (a new-host header) and a
+// token request's secret to another host. The 3xx answer comes back as
+// an *Error.
+func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
 // NewClient returns a client for DefaultBaseURL and DefaultAPIBaseURL with
 // a DefaultTimeout, changed by opts. Its HTTP client keeps up to
 // MaxIdleConns connections to each host open for reuse.
@@ -139,7 +147,7 @@ func NewClient(opts ...Option) (*Client, error) {
 	c := &Client{
 		baseURL:    base,
 		apiBaseURL: apiBase,
-		httpClient: &http.Client{Timeout: DefaultTimeout, Transport: defaultTransport()},
+		httpClient: &http.Client{Timeout: DefaultTimeout, Transport: defaultTransport(), CheckRedirect: noRedirects},
 		userAgent:  "dingq",
 		now:        time.Now,
 	}

@@ -44,6 +44,12 @@ type Robot struct {
 	Secret string
 }
 
+// String implements fmt.Stringer without the token or the secret.
+func (r Robot) String() string { return "Robot{redacted}" }
+
+// GoString implements fmt.GoStringer without the token or the secret.
+func (r Robot) GoString() string { return r.String() }
+
 // RobotMessage is one message to a custom group robot: MsgType says which
 // of the typed fields carries it. It marshals to DingTalk's exact JSON.
 type RobotMessage struct {

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -178,14 +179,20 @@ func (h *Handlers) HandleBatch(ctx context.Context, t *asynq.Task) error {
 // it. The task's id makes queueing it twice harmless.
 func (h *Handlers) ensureResults(ctx context.Context, p *producer.BatchPayload) error {
 	a, in, ok, err := h.store.SentBatch(ctx, p.ID, p.Batch)
-	if err != nil || !ok || in {
+	switch {
+	case err != nil || !ok:
 		return err
-	}
-	if p.Robot != "" {
+	case p.Robot != "" && in:
+		// The delivery that recorded them may have stopped before it
+		// queued the re-send of the flow-controlled users.
+		return h.ensureResend(ctx, p)
+	case p.Robot != "":
 		// An enterprise robot's batch has its results in DingTalk's answer,
 		// which the delivery that sent it did not live to record.
 		annotate(ctx, zap.String("results", "unknown"))
 		return h.recordResults(ctx, &producer.ResultsPayload{Batch: *p}, outcome.BatchResults{Unknown: p.UserIDs})
+	case in:
+		return nil
 	}
 	return h.enqueueResults(ctx, &producer.ResultsPayload{Batch: *p, TaskID: a.TaskID, AcceptedAt: a.AcceptedAt},
 		max(h.resultsDelay-time.Since(a.AcceptedAt), 0))
@@ -246,8 +253,9 @@ func (h *Handlers) HandleResults(ctx context.Context, t *asynq.Task) error {
 		return h.resultsError(ctx, p, err)
 	}
 	r, resend := sortResults(b, detail)
-	if len(resend) > 0 {
-		r.Resend, r.ResendCount = b.Batch+"r", len(resend)
+	rb := resendOf(b, resend)
+	if rb != nil {
+		r.Resend, r.ResendCount = rb.Batch, len(resend)
 	}
 	annotate(ctx, zap.Int("invalid", len(r.Invalid)), zap.Int("forbidden", len(r.Forbidden)),
 		zap.Int("failed", len(r.Failed)), zap.Int("read", len(r.Read)), zap.Int("unread", len(r.Unread)),
@@ -255,31 +263,66 @@ func (h *Handlers) HandleResults(ctx context.Context, t *asynq.Task) error {
 	if err := h.recordResults(ctx, p, r); err != nil {
 		return err
 	}
-	return h.enqueueResend(ctx, b, r.Resend, resend)
+	if rb == nil {
+		return nil
+	}
+	return h.enqueueResend(ctx, rb)
 }
 
-// enqueueResend queues batch resend of b's broadcast, which sends users
-// once more after the resend delay, unless it is queued already. A task
-// that fails here is run again: its results are recorded (so it does not
-// record them twice) and the re-send's task id refuses a second task.
-func (h *Handlers) enqueueResend(ctx context.Context, b *producer.BatchPayload, resend string, users []string) error {
+// resendOf is the batch that sends users of batch b once more, nil if
+// there are none.
+func resendOf(b *producer.BatchPayload, users []string) *producer.BatchPayload {
 	if len(users) == 0 {
 		return nil
 	}
-	_, state, err := h.store.BatchState(ctx, b.ID, resend)
+	rb := *b
+	rb.Batch, rb.UserIDs, rb.DeptIDs, rb.Resend = b.Batch+"r", users, nil, true
+	return &rb
+}
+
+// enqueueResend queues re-send batch rb after the resend delay, unless it
+// is queued already, trying until Redis answers. A task that fails here
+// is run again: its results are recorded (so it does not record them
+// twice) and the re-send's task id refuses a second task.
+func (h *Handlers) enqueueResend(ctx context.Context, rb *producer.BatchPayload) error {
+	_, state, err := h.store.BatchState(ctx, rb.ID, rb.Batch)
 	if err != nil || state != "q" {
 		return err
 	}
-	rb := *b
-	rb.Batch, rb.UserIDs, rb.DeptIDs, rb.Resend = resend, users, nil, true
-	task, err := producer.NewBatchTask(&rb, asynq.ProcessIn(h.resendDelay), asynq.MaxRetry(h.maxRetry))
+	task, err := producer.NewBatchTask(rb, asynq.ProcessIn(h.resendDelay), asynq.MaxRetry(h.maxRetry))
 	if err != nil {
 		return err
 	}
-	if _, err := h.queue.EnqueueContext(ctx, task); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		return fmt.Errorf("queueing the re-send of batch %s: %w", b.Batch, err)
+	err = h.retryRedis(ctx, func(ctx context.Context) error {
+		_, err := h.queue.EnqueueContext(ctx, task)
+		if errors.Is(err, asynq.ErrTaskIDConflict) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("queueing the re-send batch %s: %w", rb.Batch, err)
 	}
 	return nil
+}
+
+// ensureResend queues the re-send of enterprise robot batch p, whose
+// results are recorded, from the payload they were recorded with, if it
+// is not queued yet.
+func (h *Handlers) ensureResend(ctx context.Context, p *producer.BatchPayload) error {
+	if p.Resend {
+		return nil
+	}
+	raw, state, err := h.store.ResendPayload(ctx, p.ID, p.Batch+"r")
+	if err != nil || raw == nil || state != "q" {
+		return err
+	}
+	rb, err := producer.DecodeBatch(asynq.NewTask(producer.TypeBroadcastBatch, raw))
+	if err != nil {
+		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	}
+	annotate(ctx, zap.String("resend", rb.Batch))
+	return h.enqueueResend(ctx, rb)
 }
 
 // robotBatchSent records an enterprise robot's batch DingTalk took, and
@@ -292,15 +335,25 @@ func (h *Handlers) robotBatchSent(ctx context.Context, p *producer.BatchPayload,
 		return nil // logged; never answer with an error that would send it again
 	}
 	r, resend := robotResults(p, res)
-	if len(resend) > 0 {
-		r.Resend, r.ResendCount = p.Batch+"r", len(resend)
+	rb := resendOf(p, resend)
+	if rb != nil {
+		// Kept with the results: a delivery that finds them recorded
+		// queues the re-send from it (ensureResend).
+		payload, err := json.Marshal(rb)
+		if err != nil {
+			return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+		}
+		r.Resend, r.ResendCount, r.ResendPayload = rb.Batch, len(resend), payload
 	}
 	annotate(ctx, zap.Int("delivered", len(r.Delivered)), zap.Int("invalid", len(r.Invalid)),
 		zap.Int("flow_controlled", len(r.Forbidden)+len(resend)), zap.Int("resend", len(resend)))
 	if err := h.recordResults(ctx, &producer.ResultsPayload{Batch: *p}, r); err != nil {
 		return err
 	}
-	return h.enqueueResend(ctx, p, r.Resend, resend)
+	if rb == nil {
+		return nil
+	}
+	return h.enqueueResend(ctx, rb)
 }
 
 // resultsError answers the queue for a failed getsendprogress or

@@ -106,7 +106,7 @@ func (h *Handlers) HandleMessageSend(ctx context.Context, t *asynq.Task) error {
 		}
 	}
 
-	n, err := h.beginAttempt(ctx, c, &outcome.Outcome{ID: p.ID, App: p.App, Recipients: len(p.UserIDs) + len(p.DeptIDs)})
+	n, err := h.beginAttempt(ctx, c, &outcome.Outcome{ID: p.ID, App: p.App, Recipients: len(p.UserIDs) + len(p.DeptIDs)}, "")
 	if n == 0 {
 		return err
 	}
@@ -134,14 +134,16 @@ func (h *Handlers) HandleMessageSend(ctx context.Context, t *asynq.Task) error {
 
 // beginAttempt marks record rec.ID (c) sending and counts an attempt,
 // making the record from rec when the task was enqueued without one (by
-// hand, or the record expired), and returns the attempt's number. Zero
+// hand, or the record expired), and returns the attempt's number; via, if
+// set, binds the record to the way it goes (outcome.Transition.Via). Zero
 // says the task is done: the record was final already (nil, counted for
 // the metrics) or could not be read (the error).
-func (h *Handlers) beginAttempt(ctx context.Context, c counted, rec *outcome.Outcome) (int, error) {
-	n, err := h.store.Apply(ctx, rec.ID, outcome.Transition{To: outcome.StatusSending, NewAttempt: true})
+func (h *Handlers) beginAttempt(ctx context.Context, c counted, rec *outcome.Outcome, via string) (int, error) {
+	tr := outcome.Transition{To: outcome.StatusSending, NewAttempt: true, Via: via}
+	n, err := h.store.Apply(ctx, rec.ID, tr)
 	if errors.Is(err, outcome.ErrNotFound) {
 		if _, err = h.store.Create(ctx, rec, ""); err == nil {
-			n, err = h.store.Apply(ctx, rec.ID, outcome.Transition{To: outcome.StatusSending, NewAttempt: true})
+			n, err = h.store.Apply(ctx, rec.ID, tr)
 		}
 	}
 	var te *outcome.TerminalError

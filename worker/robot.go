@@ -2,10 +2,13 @@ package worker
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"strconv"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/dingq/dingq/dingtalk"
@@ -33,6 +36,16 @@ type Robot struct {
 	// nothing else. RobotCode is the robot's code; if empty, the app's key.
 	App       string
 	RobotCode string
+
+	// hookIDs name the webhooks to the limiter and in records: a digest of
+	// each token, never the token, and the same whatever their order.
+	hookIDs []string
+}
+
+// webhookID names a webhook by a digest of its token.
+func webhookID(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:8])
 }
 
 // RobotLimit caps a custom robot's messages: Messages in any Per. Zero
@@ -59,7 +72,7 @@ func (r *Robot) group() bool { return len(r.Webhooks) > 0 }
 
 // validate reports the first field of r that cannot work; apps are the
 // worker's, by name.
-func (r *Robot) validate(i int, apps map[string]App) error {
+func (r *Robot) validate(i int, apps map[string]App, hooks map[string]string) error {
 	f := fmt.Sprintf("worker: Config.Robots[%d]", i)
 	switch {
 	case r.Name == "":
@@ -73,6 +86,12 @@ func (r *Robot) validate(i int, apps map[string]App) error {
 		if w.Token == "" {
 			return fmt.Errorf("%s.Webhooks[%d].Token is required", f, j)
 		}
+		if hooks[w.Token] != "" {
+			// Two limits on one webhook would let it take twice its
+			// messages, and DingTalk block it.
+			return fmt.Errorf("%s.Webhooks[%d] is the same webhook as %s", f, j, hooks[w.Token])
+		}
+		hooks[w.Token] = fmt.Sprintf("%s.Webhooks[%d]", f, j)
 	}
 	if r.App != "" {
 		a, ok := apps[r.App]
@@ -86,11 +105,16 @@ func (r *Robot) validate(i int, apps map[string]App) error {
 	return nil
 }
 
-// webhookRequests are the limiter's requests of r's webhooks, first the
-// one message id starts with, so the retry of a message goes through the
-// webhook that took it if it can (its msgUuid is that webhook's), and
-// messages spread over the webhooks.
-func (l *limits) webhookRequests(r *Robot, id string) []ratelimit.Request {
+// webhookRequests are the limiter's requests of the webhooks message id
+// may go through. A message bound to a webhook (via: an attempt went
+// through it, and DingTalk may have taken it) goes through that one only:
+// its msgUuid is that webhook's, and another one would post it twice.
+// Otherwise every webhook, first the one the message id hashes to, so
+// messages spread over them.
+func (l *limits) webhookRequests(r *Robot, id, via string) []ratelimit.Request {
+	if i := slices.Index(r.hookIDs, via); i >= 0 {
+		return []ratelimit.Request{l.webhookRequest(r, i)}
+	}
 	h := fnv.New32a()
 	h.Write([]byte(id))
 	start := int(h.Sum32() % uint32(len(r.Webhooks)))
@@ -102,34 +126,32 @@ func (l *limits) webhookRequests(r *Robot, id string) []ratelimit.Request {
 }
 
 // webhookRequest is the limiter's request of r's webhook i: its own calls
-// limit, keyed by the robot's name and the webhook's place (never its
-// token), and the fleet's.
+// limit, keyed by its id (never its token), and the fleet's.
 func (l *limits) webhookRequest(r *Robot, i int) ratelimit.Request {
-	return ratelimit.Request{App: "robot." + r.Name + "." + strconv.Itoa(i), API: dingtalk.PathRobotSend,
+	return ratelimit.Request{App: "robot." + r.hookIDs[i], API: dingtalk.PathRobotSend,
 		Calls: r.RateLimit.limit(), Fleet: l.fleet}
 }
 
 // webhookOf returns the index of the webhook req names.
 func webhookOf(r *Robot, req ratelimit.Request) int {
-	for i := range r.Webhooks {
-		if req.App == "robot."+r.Name+"."+strconv.Itoa(i) {
-			return i
-		}
-	}
-	return 0
+	return max(slices.Index(r.hookIDs, strings.TrimPrefix(req.App, "robot.")), 0)
 }
+
+// viaAny unbinds a message from its webhook: DingTalk refused it there
+// for certain, and another webhook may take it.
+const viaAny = "*"
 
 // errUnknownRobot fails a message for a robot the worker is not configured
 // for, or configured as the other kind.
 var errUnknownRobot = errors.New("unknown robot")
 
 // HandleRobotSend sends one message through a custom group robot: it
-// takes a slot of one of the robot's webhooks (the one the message went
-// through before, if it can), marks the message sending, calls the
+// takes a slot of one of the robot's webhooks (the one an earlier attempt
+// went through, if any), marks the message sending through it, calls the
 // webhook, signed when it has a secret and with the message id as msgUuid
 // unless the message has one, and records what DingTalk said. A webhook
 // DingTalk blocked for sending too fast is held for the whole fleet until
-// the block ends, and the message goes through another one.
+// the block ends, and the message is free to go through another one.
 func (h *Handlers) HandleRobotSend(ctx context.Context, t *asynq.Task) error {
 	p, err := producer.DecodeRobotSend(t)
 	if err != nil {
@@ -138,7 +160,7 @@ func (h *Handlers) HandleRobotSend(ctx context.Context, t *asynq.Task) error {
 	annotate(ctx, zap.String("message_id", p.ID), zap.String("robot", p.Robot))
 	c := counted{app: p.Robot, kind: outcome.KindRobot, recipients: 1}
 
-	st, err := h.store.Status(ctx, p.ID)
+	st, via, err := h.store.StatusVia(ctx, p.ID)
 	switch {
 	case err == nil && st.Terminal():
 		annotate(ctx, zap.String("status", string(st)), zap.Bool("duplicate", true))
@@ -149,25 +171,28 @@ func (h *Handlers) HandleRobotSend(ctx context.Context, t *asynq.Task) error {
 	}
 	rb, known := h.robots[p.Robot]
 	known = known && rb.group()
-	var req ratelimit.Request
+	var (
+		req  ratelimit.Request
+		hook int
+	)
 	if known {
-		reqs := h.limits.webhookRequests(rb, p.ID)
+		reqs := h.limits.webhookRequests(rb, p.ID, via)
 		i, err := h.limits.admitAny(ctx, reqs)
 		if err != nil {
 			return err
 		}
-		req = reqs[i]
+		req, hook = reqs[i], webhookOf(rb, reqs[i])
+		via = rb.hookIDs[hook]
 	}
 
-	n, err := h.beginAttempt(ctx, c, &outcome.Outcome{ID: p.ID, Kind: outcome.KindRobot, Robot: p.Robot, Recipients: 1})
+	n, err := h.beginAttempt(ctx, c, &outcome.Outcome{ID: p.ID, Kind: outcome.KindRobot, Robot: p.Robot, Recipients: 1}, via)
 	if n == 0 {
 		return err
 	}
 	if !known {
 		return h.finish(ctx, c, p.ID, n, fmt.Errorf("%w %q: not a custom group robot of this worker's dingtalk.robots", errUnknownRobot, p.Robot))
 	}
-	hook := webhookOf(rb, req)
-	annotate(ctx, zap.Int("webhook", hook))
+	annotate(ctx, zap.Int("webhook", hook), zap.String("webhook_id", via))
 	msg := p.Msg
 	if msg.MsgUUID == "" {
 		msg.MsgUUID = p.ID // a retry is the same message for DingTalk
@@ -184,9 +209,13 @@ func (h *Handlers) HandleRobotSend(ctx context.Context, t *asynq.Task) error {
 			// goes to it until the block ends; the others take the message.
 			h.limits.hold(ctx, req, wait)
 			h.log.Warn("DingTalk blocked a robot webhook for sending too fast; it rests until the block ends",
-				zap.String("robot", rb.Name), zap.Int("webhook", hook), zap.Duration("blocked_for", wait))
+				zap.String("robot", rb.Name), zap.Int("webhook", hook), zap.String("webhook_id", via),
+				zap.Duration("blocked_for", wait))
 			if len(rb.Webhooks) > 1 {
-				err = &throttledError{err: err, wait: time.Second}
+				// DingTalk did not take it: another webhook may.
+				if rerr := h.retryRedis(ctx, func(ctx context.Context) error { return h.store.SetVia(ctx, p.ID, viaAny) }); rerr == nil {
+					err = &throttledError{err: err, wait: time.Second}
+				}
 			}
 		}
 		return h.finish(ctx, c, p.ID, n, err)

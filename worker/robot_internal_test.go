@@ -39,12 +39,13 @@ func TestRobotResults(t *testing.T) {
 
 func TestWebhookRequests(t *testing.T) {
 	l := &limits{}
-	r := &Robot{Name: "pair", Webhooks: []dingtalk.Robot{{Token: "a"}, {Token: "b"}, {Token: "c"}}}
+	r := &Robot{Name: "pair", Webhooks: []dingtalk.Robot{{Token: "a"}, {Token: "b"}, {Token: "c"}},
+		hookIDs: []string{webhookID("a"), webhookID("b"), webhookID("c")}}
 	first := map[int]int{}
 	for i := range 300 {
 		id := "msg-" + string(rune('a'+i%26)) + string(rune('a'+i/26))
-		reqs := l.webhookRequests(r, id)
-		again := l.webhookRequests(r, id)
+		reqs := l.webhookRequests(r, id, "")
+		again := l.webhookRequests(r, id, viaAny)
 		if !reflect.DeepEqual(reqs, again) {
 			t.Fatalf("message %s: webhooks in another order the second time", id)
 		}
@@ -62,7 +63,15 @@ func TestWebhookRequests(t *testing.T) {
 			t.Errorf("webhook %d came first for %d of 300 messages, want about 100", i, first[i])
 		}
 	}
-	if req := l.webhookRequest(r, 1); req.Calls.N != 20 || req.Calls.Per.Seconds() != 60 || req.App != "robot.pair.1" {
-		t.Errorf("webhookRequest: %+v, want 20 a minute keyed robot.pair.1 (never by its token)", req)
+	if req := l.webhookRequest(r, 1); req.Calls.N != 20 || req.Calls.Per.Seconds() != 60 || req.App != "robot."+webhookID("b") {
+		t.Errorf("webhookRequest: %+v, want 20 a minute keyed by the digest of its token", req)
+	}
+	// A message bound to a webhook goes through that one only; one bound
+	// to a webhook no longer configured goes through any.
+	if reqs := l.webhookRequests(r, "m", webhookID("c")); len(reqs) != 1 || webhookOf(r, reqs[0]) != 2 {
+		t.Errorf("bound to c: %v, want c only", reqs)
+	}
+	if reqs := l.webhookRequests(r, "m", webhookID("gone")); len(reqs) != 3 {
+		t.Errorf("bound to a removed webhook: %v, want all three", reqs)
 	}
 }

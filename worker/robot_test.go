@@ -2,17 +2,26 @@ package worker_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/dingq/dingq/dingtalk"
 	"github.com/dingq/dingq/dingtalk/fake"
+	"github.com/dingq/dingq/internal/outcome"
+	"github.com/dingq/dingq/internal/ratelimit"
 	"github.com/dingq/dingq/producer"
 	"github.com/dingq/dingq/worker"
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 )
 
 func (e *env) sendRobot(t *testing.T, m *producer.RobotMessage) *producer.Accepted {
@@ -189,5 +198,112 @@ func TestRobotOneToOne(t *testing.T) {
 	if n[dingtalk.PathAccessTokenV1+" "] != 2 || n[dingtalk.PathRobotBatchSend+" InvalidAuthentication"] != 1 ||
 		n[dingtalk.PathGetToken+" "] != 0 {
 		t.Errorf("calls %v: want 2 new-host token fetches, one refused batchSend and no legacy gettoken", n)
+	}
+}
+
+// loseAnswers drops the answers of the first n calls through webhook
+// token: DingTalk took them, the worker cannot know.
+type loseAnswers struct {
+	token string
+	n     atomic.Int32
+}
+
+func (l *loseAnswers) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	if err == nil && r.URL.Query().Get("access_token") == l.token && l.n.Add(-1) >= 0 {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return nil, errors.New("connection reset by peer")
+	}
+	return resp, err
+}
+
+// TestRobotRetryKeepsItsWebhook: a message that went through a webhook
+// whose answer was lost is retried through the same webhook, whose
+// msgUuid makes it one message, even when another webhook has a slot
+// first.
+func TestRobotRetryKeepsItsWebhook(t *testing.T) {
+	a := dingtalk.Robot{Token: "robot-token-a"}
+	b := dingtalk.Robot{Token: "robot-token-b"}
+	lose := &loseAnswers{token: b.Token}
+	lose.n.Store(2)
+	e := setup(t, opts{transport: lose, maxRetry: 10,
+		robots: []worker.Robot{{Name: "pair", Webhooks: []dingtalk.Robot{a, b}}}})
+	// Webhook a is busy for a while (other alerts took its slots), so the
+	// first attempt goes through b; by the retries a is free again.
+	sum := sha256.Sum256([]byte(a.Token))
+	busy := ratelimit.Request{App: "robot." + hex.EncodeToString(sum[:8]), API: dingtalk.PathRobotSend,
+		Calls: ratelimit.Limit{N: 20, Per: time.Minute}}
+	if err := ratelimit.New(e.rdb, outcome.DefaultPrefix).Hold(context.Background(), busy, 2500*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	acc := e.sendRobot(t, &producer.RobotMessage{Robot: "pair", Msg: dingtalk.RobotTextMessage("disk full")})
+	o := e.wait(t, acc.ID)
+	if o.Status != producer.StatusSent || o.Attempts != 3 {
+		t.Fatalf("outcome %s after %d attempts (%+v), want sent at the third", o.Status, o.Attempts, o.LastError)
+	}
+	sent := e.fake.RobotSent()
+	if len(sent) != 1 || sent[0].Robot != b.Token {
+		for _, s := range sent {
+			t.Logf("the group got %q through %s", s.Message.Text.Content, fake.RobotID(s.Robot))
+		}
+		t.Fatalf("the group got the alert %d times, want once, through b", len(sent))
+	}
+}
+
+// failEnqueue fails the next left commands that name an asynq task whose
+// id ends with suffix, as a Redis error reply retrying cannot cure.
+type failEnqueue struct {
+	suffix string
+	left   atomic.Int32
+}
+
+func (h *failEnqueue) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *failEnqueue) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+func (h *failEnqueue) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		for _, a := range cmd.Args() {
+			if s, ok := a.(string); ok && strings.Contains(s, ":t:") && strings.HasSuffix(s, h.suffix) && h.left.Add(-1) >= 0 {
+				err := errors.New("ERR injected: the enqueue of the re-send failed")
+				cmd.SetErr(err)
+				return err
+			}
+		}
+		return next(ctx, cmd)
+	}
+}
+
+// TestRobotResendSurvivesALostEnqueue: the flow-controlled users of an
+// enterprise robot's batch are sent once more even when the delivery that
+// recorded the batch's results failed to queue their re-send: the next
+// delivery queues it from what the results kept.
+func TestRobotResendSurvivesALostEnqueue(t *testing.T) {
+	e := setup(t, opts{fake: &fake.Options{RobotUserLimit: 1, RobotWindow: time.Minute},
+		robots: []worker.Robot{{Name: "helpdesk", App: "hr"}}})
+	users := []string{"u1", "u2"}
+	send := func(text string) *producer.Outcome {
+		acc := e.sendRobot(t, &producer.RobotMessage{Robot: "helpdesk", UserIDs: users, MsgKey: "sampleText",
+			MsgParam: json.RawMessage(`{"content":"` + text + `"}`)})
+		return e.until(t, acc.ID, 20*time.Second, "finished", finished)
+	}
+	if o := send("first"); o.Broadcast.Results.Delivered != 2 {
+		t.Fatalf("first message: %+v, want both delivered", o.Broadcast)
+	}
+	hook := &failEnqueue{suffix: ":0r"}
+	hook.left.Store(1)
+	e.rdb.AddHook(hook)
+	o := send("second") // both users had their one message of the window
+	b := o.Broadcast
+	if hook.left.Load() >= 0 {
+		t.Fatal("the re-send's enqueue never failed: the test proves nothing")
+	}
+	if o.Status != producer.StatusDone || b.Batches.Total != 2 || b.Batches.Sent != 2 || b.Recipients.Resent != 2 ||
+		b.Results.Forbidden[producer.ForbiddenFlowControlled] != 2 {
+		t.Errorf("second message: %s %+v, want done: 2 re-sent, then flow controlled", o.Status, b)
+	}
+	if n := len(e.fake.RobotBatches()); n != 3 {
+		t.Errorf("batchSend calls: got %d, want 3 (first, second, its re-send)", n)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/dingq/dingq/dingtalk"
@@ -196,9 +197,10 @@ func (c *Config) Validate() error {
 		apps[a.Name] = a
 	}
 	robots := map[string]bool{}
+	hooks := map[string]string{}
 	for i := range c.Robots {
 		r := &c.Robots[i]
-		if err := r.validate(i, apps); err != nil {
+		if err := r.validate(i, apps, hooks); err != nil {
 			return err
 		}
 		if robots[r.Name] {
@@ -261,8 +263,18 @@ func New(cfg Config) (*Worker, error) {
 	for _, a := range cfg.Apps {
 		h.apps[a.Name] = a
 	}
-	for i := range cfg.Robots {
-		h.robots[cfg.Robots[i].Name] = &cfg.Robots[i]
+	robots := slices.Clone(cfg.Robots) // not the caller's: hookIDs are set here
+	for i := range robots {
+		r := &robots[i]
+		r.hookIDs = make([]string, len(r.Webhooks))
+		for j, w := range r.Webhooks {
+			r.hookIDs[j] = webhookID(w.Token)
+		}
+		if l := r.RateLimit.limit(); r.group() && float64(l.N)/l.Per.Minutes() > dingtalk.RobotMessagesPerMinute {
+			cfg.Logger.Warn("a robot's rate limit is above DingTalk's 20 messages a minute: DingTalk blocks a webhook that sends faster, unless it raised the robot's limit",
+				zap.String("robot", r.Name), zap.String("rate_limit", l.String()))
+		}
+		h.robots[r.Name] = r
 	}
 	cfg.Redis.AddHook(finishAfterCancel{})
 	srv := asynq.NewServerFromRedisClient(cfg.Redis, asynq.Config{

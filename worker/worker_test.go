@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -55,6 +56,8 @@ type opts struct {
 	// robots are the worker's robots; the producer takes them too, and
 	// the fake knows their webhooks.
 	robots []worker.Robot
+	// transport, if set, carries the DingTalk client's calls.
+	transport http.RoundTripper
 }
 
 func setup(t *testing.T, o opts) *env {
@@ -81,7 +84,11 @@ func setup(t *testing.T, o opts) *env {
 	if timeout == 0 {
 		timeout = 2 * time.Second
 	}
-	client, err := dingtalk.NewClient(dingtalk.WithBaseURL(srv.URL), dingtalk.WithAPIBaseURL(srv.URL), dingtalk.WithTimeout(timeout))
+	copts := []dingtalk.Option{dingtalk.WithBaseURL(srv.URL), dingtalk.WithAPIBaseURL(srv.URL), dingtalk.WithTimeout(timeout)}
+	if o.transport != nil {
+		copts = append(copts, dingtalk.WithHTTPClient(&http.Client{Transport: o.transport, Timeout: timeout}))
+	}
+	client, err := dingtalk.NewClient(copts...)
 	if err != nil {
 		t.Fatal(err)
 	}

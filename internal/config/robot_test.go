@@ -186,6 +186,16 @@ func TestValidateRobots(t *testing.T) {
 			want: "dingtalk.robots[1].rate_limit.messages: must be 1 to 1000"},
 		{name: "per negative", change: func(c *Config) { c.DingTalk.Robots[0].RateLimit.Per = -time.Second },
 			want: "dingtalk.robots[0].rate_limit.per: must be > 0"},
+		{name: "the same webhook twice in a robot", change: func(c *Config) {
+			c.DingTalk.Robots[0].Webhooks[1].AccessToken = c.DingTalk.Robots[0].Webhooks[0].AccessToken
+		}, want: "dingtalk.robots[0].webhooks[1].access_token: is the same webhook as dingtalk.robots[0].webhooks[0].access_token"},
+		{name: "the same webhook in two robots", change: func(c *Config) {
+			c.DingTalk.Robots = append(c.DingTalk.Robots, Robot{Name: "alerts-critical",
+				Webhooks: []RobotWebhook{{AccessToken: c.DingTalk.Robots[0].Webhooks[1].AccessToken}}})
+		}, want: "dingtalk.robots[2].webhooks[0].access_token: is the same webhook as dingtalk.robots[0].webhooks[1].access_token"},
+		{name: "the webhook URL as access_token", change: func(c *Config) {
+			c.DingTalk.Robots[0].Webhooks[0].AccessToken = "https://oapi.dingtalk.com/robot/send?access_token=" + c.DingTalk.Robots[0].Webhooks[0].AccessToken
+		}, want: "dingtalk.robots[0].webhooks[0].access_token: give only the access_token of the webhook's URL, not the URL"},
 		{name: "api_base_url relative", change: func(c *Config) { c.DingTalk.APIBaseURL = "/v1.0" },
 			want: `dingtalk.api_base_url: "/v1.0" is not an absolute http or https URL`},
 		{name: "api_base_url ftp", change: func(c *Config) { c.DingTalk.APIBaseURL = "ftp://api.dingtalk.com" },

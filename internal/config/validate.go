@@ -133,10 +133,21 @@ func (d *DingTalk) validate(v *validator) {
 		seen[a.Name] = true
 	}
 	robots := make(map[string]bool, len(d.Robots))
+	hooks := map[string]string{} // access token → its key
 	for i := range d.Robots {
 		r := &d.Robots[i]
 		prefix := "dingtalk.robots[" + strconv.Itoa(i) + "]"
 		r.validate(v, prefix, d.Apps)
+		for j, w := range r.Webhooks {
+			key := prefix + ".webhooks[" + strconv.Itoa(j) + "].access_token"
+			if first, dup := hooks[w.AccessToken]; dup && w.AccessToken != "" {
+				// Two limits on one webhook let it take twice DingTalk's
+				// 20 a minute, and get it blocked.
+				v.add(key, "is the same webhook as %s", first)
+				continue
+			}
+			hooks[w.AccessToken] = key
+		}
 		if r.Name != "" && robots[r.Name] {
 			v.add(prefix+".name", "%q is used twice", r.Name)
 		}
@@ -160,8 +171,11 @@ func (r *Robot) validate(v *validator, prefix string, apps []App) {
 		v.add(prefix, "give webhooks (a custom group robot) or app (an enterprise robot), not both")
 	}
 	for j, w := range r.Webhooks {
-		if w.AccessToken == "" {
+		switch {
+		case w.AccessToken == "":
 			v.add(prefix+".webhooks["+strconv.Itoa(j)+"].access_token", "is required")
+		case strings.Contains(w.AccessToken, "://") || strings.Contains(w.AccessToken, "access_token="):
+			v.add(prefix+".webhooks["+strconv.Itoa(j)+"].access_token", "give only the access_token of the webhook's URL, not the URL")
 		}
 	}
 	if r.App != "" {

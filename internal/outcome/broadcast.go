@@ -289,6 +289,10 @@ type BatchResults struct {
 	// caller enqueues its task after RecordResults.
 	Resend      string
 	ResendCount int
+	// ResendPayload, if set, is the task payload of batch Resend, kept
+	// with the batch so that a delivery that finds these results recorded
+	// but the re-send not queued can queue it (ResendPayload).
+	ResendPayload []byte
 	// Claimant, if set, names this recording: a RecordResults repeated
 	// with the same Claimant (its answer was lost) returns true again, so
 	// the caller counts what it recorded.
@@ -322,7 +326,7 @@ func (s *Store) RecordResults(ctx context.Context, id, batch string, r BatchResu
 	for _, l := range lists {
 		args = append(args, len(l))
 	}
-	args = append(args, r.Claimant)
+	args = append(args, r.Claimant, r.ResendPayload)
 	for _, l := range lists {
 		for _, v := range l {
 			args = append(args, v)
@@ -336,6 +340,25 @@ func (s *Store) RecordResults(ctx context.Context, id, batch string, r BatchResu
 		return false, ErrNotSent
 	}
 	return n == 1, nil
+}
+
+// ResendPayload returns the payload of re-send batch resend of broadcast
+// id as RecordResults kept it (BatchResults.ResendPayload), and its state
+// letter; nil if none was kept.
+func (s *Store) ResendPayload(ctx context.Context, id, resend string) ([]byte, string, error) {
+	v, err := s.rdb.HMGet(ctx, s.keys.Batches(id), resend+"#", resend).Result()
+	if err != nil {
+		return nil, "", fmt.Errorf("outcome: reading batch %s of %s: %w", resend, id, err)
+	}
+	payload, _ := v[0].(string)
+	state, _ := v[1].(string)
+	if state == "" {
+		state = "q"
+	}
+	if payload == "" {
+		return nil, state, nil
+	}
+	return []byte(payload), state, nil
 }
 
 // BatchState returns the status of broadcast id and the state letter of
@@ -735,7 +758,9 @@ return 'ok'`)
 
 // recordResultsScript: KEYS record, results, batches, then the lists of
 // resultLists; ARGV now, retention, batch, resend batch or ”, resend
-// count, the seven lists' lengths, claimant or ”, then the lists' items.
+// count, the seven lists' lengths, claimant or ”, the resend batch's
+// payload or ”, then the lists' items. A batch's field "<batch>#" holds
+// the payload of the re-send batch.
 // The results hash holds, by batch, the claimant that recorded its
 // results, or when.
 var recordResultsScript = redis.NewScript(luaBroadcast + `
@@ -747,7 +772,7 @@ if redis.call('HSETNX', KEYS[2], ARGV[3], mark) == 0 then
   return 0
 end
 local names = {'invalid', 'forbidden', 'failed', 'read', 'unread', 'unknown', 'delivered'}
-local i = 14
+local i = 15
 for k = 1, 7 do
   local n = tonumber(ARGV[5 + k])
   if n > 0 then
@@ -765,6 +790,7 @@ for k = 1, 7 do
 end
 redis.call('HINCRBY', P, 'res_pending', -1)
 if ARGV[4] ~= '' and redis.call('HSETNX', KEYS[3], ARGV[4], 'q') == 1 then
+  if ARGV[14] ~= '' then redis.call('HSET', KEYS[3], ARGV[4] .. '#', ARGV[14]) end
   redis.call('HINCRBY', P, 'b_total', 1)
   redis.call('HINCRBY', P, 'b_queued', 1)
   redis.call('HINCRBY', P, 'r_resent', tonumber(ARGV[5]))

@@ -209,6 +209,30 @@ type Transition struct {
 	Attempt *Attempt
 	// Result, if set, is what DingTalk answered (a session task's result).
 	Result json.RawMessage
+	// Via, if set, binds the message to the way it is sent (a robot's
+	// webhook), so that a retry goes the same way; see StatusVia.
+	Via string
+}
+
+// StatusVia is Status, and the Via the record was last bound to ("" if
+// none), in one read.
+func (s *Store) StatusVia(ctx context.Context, id string) (Status, string, error) {
+	v, err := s.rdb.HMGet(ctx, s.keys.Outcome(id), fieldStatus, fieldVia).Result()
+	if err != nil {
+		return "", "", fmt.Errorf("outcome: reading %s: %w", id, err)
+	}
+	st, _ := v[0].(string)
+	if st == "" {
+		return "", "", ErrNotFound
+	}
+	via, _ := v[1].(string)
+	return Status(st), via, nil
+}
+
+// SetVia binds record id to via (see Transition.Via), if it exists.
+func (s *Store) SetVia(ctx context.Context, id, via string) error {
+	return s.rdb.Eval(ctx, `if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+return 0`, []string{s.keys.Outcome(id)}, fieldVia, via).Err()
 }
 
 // Status returns the status of id's record, or ErrNotFound: one read, for
@@ -324,6 +348,9 @@ func (s *Store) applyArgs(id string, t Transition) ([]string, []any, error) {
 	if len(t.Result) > 0 {
 		args = append(args, fieldResult, string(t.Result))
 	}
+	if t.Via != "" {
+		args = append(args, fieldVia, t.Via)
+	}
 	if t.Err != nil {
 		args = append(args, fieldErrCode, t.Err.Code, fieldErrSubCode, t.Err.SubCode,
 			fieldErrClass, t.Err.Class, fieldErrMessage, t.Err.Message)
@@ -363,6 +390,7 @@ const (
 	fieldResult      = "result"
 	fieldKind        = "kind"
 	fieldRobot       = "robot"
+	fieldVia         = "via"
 	fieldErrCode     = "err_code"
 	fieldErrSubCode  = "err_sub_code"
 	fieldErrClass    = "err_class"
