@@ -53,27 +53,19 @@ type RobotSendPayload struct {
 // NewRobotSendTask returns the task for p, with the message id as its
 // task id.
 func NewRobotSendTask(p *RobotSendPayload, opts ...asynq.Option) (*asynq.Task, error) {
-	if p.ID == "" {
-		return nil, fmt.Errorf("producer: robot send task without an id")
-	}
-	b, err := json.Marshal(p)
-	if err != nil {
-		return nil, fmt.Errorf("producer: encoding robot message %s: %w", p.ID, err)
-	}
-	opts = append([]asynq.Option{asynq.TaskID(p.ID)}, opts...)
-	return asynq.NewTask(TypeRobotSend, b, opts...), nil
+	return newMessageTask(TypeRobotSend, "robot message", p.ID, p, opts)
 }
 
 // DecodeRobotSend decodes a TypeRobotSend task's payload.
 func DecodeRobotSend(t *asynq.Task) (*RobotSendPayload, error) {
-	var p RobotSendPayload
-	if err := json.Unmarshal(t.Payload(), &p); err != nil {
-		return nil, fmt.Errorf("producer: decoding %s payload: %w", t.Type(), err)
+	p, err := decodePayload[RobotSendPayload](t.Type(), t.Payload())
+	if err != nil {
+		return nil, err
 	}
 	if p.ID == "" || p.Robot == "" {
 		return nil, fmt.Errorf("producer: %s payload without id or robot", t.Type())
 	}
-	return &p, nil
+	return p, nil
 }
 
 // RobotMessage is a message a robot sends, by the robot's configured name:

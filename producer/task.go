@@ -44,27 +44,42 @@ type MessageSendPayload struct {
 // id, so asynq refuses a second task for the same message while the first
 // one exists.
 func NewMessageSendTask(p *MessageSendPayload, opts ...asynq.Option) (*asynq.Task, error) {
-	if p.ID == "" {
-		return nil, fmt.Errorf("producer: message send task without an id")
+	return newMessageTask(TypeMessageSend, "message", p.ID, p, opts)
+}
+
+// newMessageTask returns a task of typ for one message (what, in errors)
+// whose task id is the message's id, with payload p.
+func newMessageTask(typ, what, id string, p any, opts []asynq.Option) (*asynq.Task, error) {
+	if id == "" {
+		return nil, fmt.Errorf("producer: %s send task without an id", what)
 	}
 	b, err := json.Marshal(p)
 	if err != nil {
-		return nil, fmt.Errorf("producer: encoding message %s: %w", p.ID, err)
+		return nil, fmt.Errorf("producer: encoding %s %s: %w", what, id, err)
 	}
-	opts = append([]asynq.Option{asynq.TaskID(p.ID)}, opts...)
-	return asynq.NewTask(TypeMessageSend, b, opts...), nil
+	opts = append([]asynq.Option{asynq.TaskID(id)}, opts...)
+	return asynq.NewTask(typ, b, opts...), nil
+}
+
+// decodePayload decodes the JSON payload b of a task of type typ.
+func decodePayload[T any](typ string, b []byte) (*T, error) {
+	var p T
+	if err := json.Unmarshal(b, &p); err != nil {
+		return nil, fmt.Errorf("producer: decoding %s payload: %w", typ, err)
+	}
+	return &p, nil
 }
 
 // DecodeMessageSend decodes a TypeMessageSend task's payload.
 func DecodeMessageSend(t *asynq.Task) (*MessageSendPayload, error) {
-	var p MessageSendPayload
-	if err := json.Unmarshal(t.Payload(), &p); err != nil {
-		return nil, fmt.Errorf("producer: decoding %s payload: %w", t.Type(), err)
+	p, err := decodePayload[MessageSendPayload](t.Type(), t.Payload())
+	if err != nil {
+		return nil, err
 	}
 	if p.ID == "" || p.App == "" {
 		return nil, fmt.Errorf("producer: %s payload without id or app", t.Type())
 	}
-	return &p, nil
+	return p, nil
 }
 
 // CoalescedPayload is the payload of a TypeCoalescedSend task: messages
@@ -99,9 +114,9 @@ func NewCoalescedTask(p *CoalescedPayload, opts ...asynq.Option) (*asynq.Task, e
 
 // DecodeCoalesced decodes a TypeCoalescedSend task's payload.
 func DecodeCoalesced(t *asynq.Task) (*CoalescedPayload, error) {
-	var p CoalescedPayload
-	if err := json.Unmarshal(t.Payload(), &p); err != nil {
-		return nil, fmt.Errorf("producer: decoding %s payload: %w", t.Type(), err)
+	p, err := decodePayload[CoalescedPayload](t.Type(), t.Payload())
+	if err != nil {
+		return nil, err
 	}
 	if p.App == "" || len(p.Messages) == 0 {
 		return nil, fmt.Errorf("producer: %s payload without app or messages", t.Type())
@@ -111,7 +126,7 @@ func DecodeCoalesced(t *asynq.Task) (*CoalescedPayload, error) {
 			return nil, fmt.Errorf("producer: %s payload with a message without id or users", t.Type())
 		}
 	}
-	return &p, nil
+	return p, nil
 }
 
 // Task types of broadcasts and of what follows an accepted send.
@@ -186,14 +201,14 @@ func newBatchTask(id, batch string, prio Priority, payload []byte, opts ...asynq
 func DecodeBatch(t *asynq.Task) (*BatchPayload, error) { return decodeBatch(t.Type(), t.Payload()) }
 
 func decodeBatch(typ string, b []byte) (*BatchPayload, error) {
-	var p BatchPayload
-	if err := json.Unmarshal(b, &p); err != nil {
-		return nil, fmt.Errorf("producer: decoding %s payload: %w", typ, err)
+	p, err := decodePayload[BatchPayload](typ, b)
+	if err != nil {
+		return nil, err
 	}
 	if p.ID == "" || p.App == "" || p.Batch == "" {
 		return nil, fmt.Errorf("producer: %s payload without id, app or batch", typ)
 	}
-	return &p, nil
+	return p, nil
 }
 
 // ResultsPayload is the payload of a TypeSendResults task.
@@ -222,14 +237,14 @@ func NewResultsTask(p *ResultsPayload, opts ...asynq.Option) (*asynq.Task, error
 
 // DecodeResults decodes a TypeSendResults task's payload.
 func DecodeResults(t *asynq.Task) (*ResultsPayload, error) {
-	var p ResultsPayload
-	if err := json.Unmarshal(t.Payload(), &p); err != nil {
-		return nil, fmt.Errorf("producer: decoding %s payload: %w", t.Type(), err)
+	p, err := decodePayload[ResultsPayload](t.Type(), t.Payload())
+	if err != nil {
+		return nil, err
 	}
 	if p.Batch.ID == "" || p.Batch.App == "" || p.TaskID == 0 {
 		return nil, fmt.Errorf("producer: %s payload without id, app or task_id", t.Type())
 	}
-	return &p, nil
+	return p, nil
 }
 
 // RecallPayload is the payload of a TypeRecall task.
@@ -240,14 +255,14 @@ type RecallPayload struct {
 
 // DecodeRecall decodes a TypeRecall task's payload.
 func DecodeRecall(t *asynq.Task) (*RecallPayload, error) {
-	var p RecallPayload
-	if err := json.Unmarshal(t.Payload(), &p); err != nil {
-		return nil, fmt.Errorf("producer: decoding %s payload: %w", t.Type(), err)
+	p, err := decodePayload[RecallPayload](t.Type(), t.Payload())
+	if err != nil {
+		return nil, err
 	}
 	if p.ID == "" || p.App == "" {
 		return nil, fmt.Errorf("producer: %s payload without id or app", t.Type())
 	}
-	return &p, nil
+	return p, nil
 }
 
 // BroadcastCanceledPayload is the payload of a TypeBroadcastCanceled task.
@@ -274,12 +289,12 @@ func NewBroadcastCanceledTask(p *BroadcastCanceledPayload, opts ...asynq.Option)
 
 // DecodeBroadcastCanceled decodes a TypeBroadcastCanceled task's payload.
 func DecodeBroadcastCanceled(t *asynq.Task) (*BroadcastCanceledPayload, error) {
-	var p BroadcastCanceledPayload
-	if err := json.Unmarshal(t.Payload(), &p); err != nil {
-		return nil, fmt.Errorf("producer: decoding %s payload: %w", t.Type(), err)
+	p, err := decodePayload[BroadcastCanceledPayload](t.Type(), t.Payload())
+	if err != nil {
+		return nil, err
 	}
 	if p.ID == "" || p.App == "" {
 		return nil, fmt.Errorf("producer: %s payload without id or app", t.Type())
 	}
-	return &p, nil
+	return p, nil
 }
