@@ -127,6 +127,13 @@ type testEnv struct {
 
 func newTestEnv(t *testing.T) *testEnv {
 	t.Helper()
+	return newTestEnvWith(t, "")
+}
+
+// newTestEnvWith is newTestEnv with dingtalkYAML (indented as keys of the
+// dingtalk section) added to its configuration.
+func newTestEnvWith(t *testing.T, dingtalkYAML string) *testEnv {
+	t.Helper()
 	mr := miniredis.RunT(t)
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "config.yaml")
@@ -139,9 +146,9 @@ dingtalk:
       app_key: dingtestkey
       app_secret: test-secret
       agent_id: 777
-log:
+%slog:
   level: error
-`, mr.Addr()))
+`, mr.Addr(), dingtalkYAML))
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	t.Cleanup(func() { rdb.Close() })
 	return &testEnv{t: t, mr: mr, rdb: rdb, cfg: cfg, dir: dir}
@@ -341,18 +348,26 @@ func TestBroadcastCmdStdinSmall(t *testing.T) {
 // stderr and error once it ends.
 func (e *testEnv) startWait(ctx context.Context, n int) (string, <-chan [3]any) {
 	e.t.Helper()
+	return e.startWaiting(ctx, "broadcast", "--app", "hr", "--users-file", e.usersFile("wait.txt", n, 0),
+		"--column", "userid", "--text", "hi", "--wait")
+}
+
+// startWaiting runs a dingq command that prints a message id and then
+// waits (args), in the background, and returns the id and a channel with
+// the command's stdout after the id, stderr and error once it ends.
+func (e *testEnv) startWaiting(ctx context.Context, args ...string) (string, <-chan [3]any) {
+	e.t.Helper()
 	pr, pw := io.Pipe()
 	done := make(chan [3]any, 1)
 	go func() {
-		errs, err := e.runCtx(ctx, pw, nil, "broadcast", "--app", "hr", "--users-file", e.usersFile("wait.txt", n, 0),
-			"--column", "userid", "--text", "hi", "--wait")
+		errs, err := e.runCtx(ctx, pw, nil, args...)
 		pw.CloseWithError(io.EOF)
 		done <- [3]any{"", errs, err}
 	}()
 	br := bufio.NewReader(pr)
 	id, err := br.ReadString('\n')
 	if err != nil {
-		e.t.Fatalf("no id from broadcast --wait: %v", err)
+		e.t.Fatalf("no id from %q: %v", args, err)
 	}
 	rest := make(chan [3]any, 1)
 	go func() {

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -22,25 +20,12 @@ import (
 // group robot, and helpdesk, the enterprise robot of app hr.
 func newRobotEnv(t *testing.T) *testEnv {
 	t.Helper()
-	e := newTestEnv(t)
-	writeFile(t, e.cfg, fmt.Sprintf(`
-redis:
-  addr: %s
-dingtalk:
-  apps:
-    - name: hr
-      app_key: dingtestkey
-      app_secret: test-secret
-      agent_id: 777
-  robots:
+	return newTestEnvWith(t, `  robots:
     - name: alerts
       webhooks: [{access_token: test-robot-token, secret: SECtest}]
     - name: helpdesk
       app: hr
-log:
-  level: error
-`, e.mr.Addr()))
-	return e
+`)
 }
 
 // pending returns the pending tasks of queue.
@@ -313,26 +298,7 @@ func TestRobotCmdRefuses(t *testing.T) {
 // stdout, stderr and the error once it ends.
 func (e *testEnv) startRobotWait(args ...string) (string, <-chan [3]any) {
 	e.t.Helper()
-	pr, pw := io.Pipe()
-	done := make(chan [3]any, 1)
-	go func() {
-		errs, err := e.runCtx(context.Background(), pw, nil, append([]string{"robot", "send", "--wait"}, args...)...)
-		pw.CloseWithError(io.EOF)
-		done <- [3]any{"", errs, err}
-	}()
-	br := bufio.NewReader(pr)
-	id, err := br.ReadString('\n')
-	if err != nil {
-		e.t.Fatalf("no id from robot send --wait: %v", err)
-	}
-	rest := make(chan [3]any, 1)
-	go func() {
-		b, _ := io.ReadAll(br)
-		r := <-done
-		r[0] = string(b)
-		rest <- r
-	}()
-	return strings.TrimSpace(id), rest
+	return e.startWaiting(context.Background(), append([]string{"robot", "send", "--wait"}, args...)...)
 }
 
 func waitResult(t *testing.T, done <-chan [3]any) (out, errs string, err error) {

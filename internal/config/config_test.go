@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -425,12 +426,7 @@ func TestApp(t *testing.T) {
 func TestSecretsNeverInErrors(t *testing.T) {
 	const secret = "S3cr3t-d0-n0t-sh0w"
 	env := []string{"SECRET=" + secret, "DINGQ_TEST_SECRET=" + secret}
-	tests := []struct {
-		name    string
-		yaml    string
-		environ []string
-		want    string // the error the case is about
-	}{
+	checkSecretErrors(t, secret, env, []secretErrorCase{
 		{name: "app secret, bad agent id", yaml: `
 dingtalk:
   apps:
@@ -496,10 +492,25 @@ redis:
 		{name: "secret override of a missing app", yaml: "", environ: []string{
 			"DINGQ_DINGTALK_APPS_0_APP_SECRET=" + secret,
 		}, want: "DINGQ_DINGTALK_APPS_0_APP_SECRET: dingtalk.apps[0] does not exist: dingtalk.apps has 0 items"},
-	}
+	})
+}
+
+// secretErrorCase is a configuration (yaml, with environ) whose error
+// must be want, and must not show the secret.
+type secretErrorCase struct {
+	name    string
+	yaml    string
+	environ []string
+	want    string // the error the case is about
+}
+
+// checkSecretErrors parses each case with env and its environ: the error
+// is the case's, and shows no part of secret.
+func checkSecretErrors(t *testing.T, secret string, env []string, tests []secretErrorCase) {
+	t.Helper()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse([]byte(tt.yaml), append(env, tt.environ...))
+			_, err := Parse([]byte(tt.yaml), append(slices.Clone(env), tt.environ...))
 			if !hasError(err, tt.want) {
 				t.Errorf("Parse() = %v, want an error %q", err, tt.want)
 			}

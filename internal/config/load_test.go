@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -347,12 +348,7 @@ func TestParseEnvOverrides(t *testing.T) {
 api:
   tokens: [from-file-0123456789]
 `
-	tests := []struct {
-		name    string
-		environ []string
-		want    func(c *Config)
-		wantErr string
-	}{
+	checkEnvOverrides(t, data, nil, []envOverrideCase{
 		{name: "none", want: func(c *Config) {}},
 		{name: "string", environ: []string{"DINGQ_REDIS_ADDR=redis:6380"},
 			want: func(c *Config) { c.Redis.Addr = "redis:6380" }},
@@ -404,10 +400,26 @@ api:
 			wantErr: "DINGQ_REDIS: names no configuration key (DINGQ_CONFIG and DINGQ_TEST_* are ignored)"},
 		{name: "override then validation", environ: []string{"DINGQ_WORKER_CONCURRENCY=0", "DINGQ_WORKER_MAX_RETRY=-1"},
 			wantErr: "worker.max_retry: must be 0 (the default) to 1000"},
-	}
+	})
+}
+
+// envOverrideCase is a set of DINGQ_ variables (environ) and what they
+// change in the configuration (want), or the error they make (wantErr).
+type envOverrideCase struct {
+	name    string
+	environ []string
+	want    func(c *Config)
+	wantErr string
+}
+
+// checkEnvOverrides parses data with base and each case's environ: the
+// configuration is data's with base, changed as the case wants, or the
+// error is the case's.
+func checkEnvOverrides(t *testing.T, data string, base []string, tests []envOverrideCase) {
+	t.Helper()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := Parse([]byte(data), tt.environ)
+			got, err := Parse([]byte(data), append(slices.Clone(base), tt.environ...))
 			if tt.wantErr != "" {
 				if !hasError(err, tt.wantErr) {
 					t.Fatalf("Parse() = %v, want an error %q", err, tt.wantErr)
@@ -417,7 +429,7 @@ api:
 			if err != nil {
 				t.Fatalf("Parse() = %v", err)
 			}
-			want, err := Parse([]byte(data), nil)
+			want, err := Parse([]byte(data), base)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -3,7 +3,6 @@ package config
 import (
 	"errors"
 	"reflect"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -279,12 +278,7 @@ func TestRobotSecretsNeverInErrors(t *testing.T) {
 	}
 	head := appYAML + "  robots:\n"
 	env := []string{"ROBOT_SECRET=" + secret}
-	tests := []struct {
-		name    string
-		yaml    string
-		environ []string
-		want    string
-	}{
+	checkSecretErrors(t, secret, env, []secretErrorCase{
 		{name: "token and secret, name missing", yaml: head + `
     - webhooks: [{access_token: ` + secret + `, secret: "` + secret + `x"}]
 `, want: "dingtalk.robots[0].name: is required"},
@@ -319,29 +313,13 @@ func TestRobotSecretsNeverInErrors(t *testing.T) {
     - {name: alerts, webhooks: [{access_token: t}]}
 `, environ: []string{"DINGQ_DINGTALK_ROBOTS_0_WEBHOOKS_1_ACCESS_TOKEN=" + secret},
 			want: "DINGQ_DINGTALK_ROBOTS_0_WEBHOOKS_1_ACCESS_TOKEN: dingtalk.robots[0].webhooks[1] does not exist: dingtalk.robots[0].webhooks has 1 items"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse([]byte(tt.yaml), append(env, tt.environ...))
-			if !hasError(err, tt.want) {
-				t.Errorf("Parse() = %v, want an error %q", err, tt.want)
-			}
-			if err != nil && strings.Contains(err.Error(), secret[:8]) {
-				t.Errorf("error shows the secret:\n%v", err)
-			}
-		})
-	}
+	})
 }
 
 // TestRobotEnvOverrides: DINGQ_ variables reach into the robots list and
 // into each robot's webhooks list (a list within a list).
 func TestRobotEnvOverrides(t *testing.T) {
-	tests := []struct {
-		name    string
-		environ []string
-		want    func(c *Config)
-		wantErr string
-	}{
+	checkEnvOverrides(t, robotsYAML, robotsEnv, []envOverrideCase{
 		{name: "webhook access_token", environ: []string{"DINGQ_DINGTALK_ROBOTS_0_WEBHOOKS_0_ACCESS_TOKEN=new-token"},
 			want: func(c *Config) { c.DingTalk.Robots[0].Webhooks[0].AccessToken = "new-token" }},
 		{name: "second webhook's secret", environ: []string{"DINGQ_DINGTALK_ROBOTS_0_WEBHOOKS_1_SECRET=SECnew"},
@@ -379,30 +357,7 @@ func TestRobotEnvOverrides(t *testing.T) {
 			wantErr: "DINGQ_DINGTALK_ROBOTS_0_WEBHOOKS_0_TOKEN: names no configuration key (DINGQ_CONFIG and DINGQ_TEST_* are ignored)"},
 		{name: "the webhooks list itself", environ: []string{"DINGQ_DINGTALK_ROBOTS_0_WEBHOOKS=x"},
 			wantErr: "DINGQ_DINGTALK_ROBOTS_0_WEBHOOKS: names no configuration key (DINGQ_CONFIG and DINGQ_TEST_* are ignored)"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := Parse([]byte(robotsYAML), append(slices.Clone(robotsEnv), tt.environ...))
-			if tt.wantErr != "" {
-				if !hasError(err, tt.wantErr) {
-					t.Fatalf("Parse() = %v, want an error %q", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("Parse() = %v", err)
-			}
-			want, err := Parse([]byte(robotsYAML), robotsEnv)
-			if err != nil {
-				t.Fatal(err)
-			}
-			tt.want(want)
-			if !reflect.DeepEqual(got, want) {
-				t.Errorf("Parse() robots %+v api_base_url %q\nwant robots %+v api_base_url %q",
-					got.DingTalk.Robots, got.DingTalk.APIBaseURL, want.DingTalk.Robots, want.DingTalk.APIBaseURL)
-			}
-		})
-	}
+	})
 }
 
 // TestRobotSecretWrittenAsKey: a token or secret written where a key goes
